@@ -1,0 +1,45 @@
+"""`glassformer <verb>`: the command line.
+
+Every verb lives in `glassformer/commands/` and registers its own sub-parser here. A user's
+mistake (`UserError`, or an invalid option value) ends in one sentence on stderr and exit
+status 2; Ctrl-C ends with status 130.
+"""
+
+import argparse
+import sys
+
+from glassformer.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from glassformer.commands import data, generate, train
+
+    parser = argparse.ArgumentParser(
+        prog="glassformer",
+        description="A transformer workbench: build, train, generate from and look inside "
+        "transformers.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    train.add_parser(sub)
+    generate.add_parser(sub)
+    data.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except UserError as e:
+        print(f"glassformer: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("\nglassformer: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `glassformer generate ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Decoding: processors.py (temperature, top-k, top-p) and sampling.py (the loop)."""

@@ -1,0 +1,1 @@
+"""Whole models built from `glassformer.nn`: gpt.py (decoder-only), config.py."""

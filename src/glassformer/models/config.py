@@ -1,0 +1,81 @@
+"""`GPTConfig`: every architectural choice of the decoder-only model in one dataclass.
+
+Each field's `help` is what `glassformer train --help` prints for `--model.FIELD`.
+"""
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+def option(default, help: str, choices: tuple | None = None):
+    """A dataclass field that carries its `--help` text and its allowed values."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = option(65, "number of token ids the model knows (set from the tokenizer)")
+    block_size: int = option(128, "context length: the most tokens the model sees at once")
+    n_layer: int = option(4, "number of transformer blocks")
+    n_head: int = option(4, "attention heads per block")
+    n_embd: int = option(128, "width of the residual stream (d_model)")
+    mlp_ratio: float = option(4.0, "MLP hidden width as a multiple of n_embd (SwiGLU: x 2/3)")
+    dropout: float = option(0.0, "dropout probability on embeddings, attention and residual adds")
+    bias: bool = option(True, "biases in Linear layers and LayerNorm")
+    pos_emb: str = option(
+        "learned",
+        "position signal: learned table, fixed sinusoidal table, rotary q/k rotation, or none",
+        ("learned", "sinusoidal", "rotary", "none"),
+    )
+    rope_theta: float = option(10000.0, "rotary base frequency")
+    norm: str = option(
+        "layernorm", "normalisation layer", ("layernorm", "rmsnorm", "rmsnorm-noaffine")
+    )
+    norm_position: str = option(
+        "pre", "pre-norm (x + f(norm(x))) or post-norm (norm(x + f(x)))", ("pre", "post")
+    )
+    norm_eps: float = option(1e-5, "epsilon of the normalisation layers")
+    activation: str = option(
+        "gelu", "MLP activation", ("gelu", "gelu_tanh", "relu", "relu2", "silu", "swiglu")
+    )
+    tie_weights: bool = option(True, "share the token embedding matrix with the LM head")
+    causal: bool = option(True, "mask the future in self-attention (False lets tokens peek ahead)")
+    attn_scale: bool = option(True, "divide attention scores by sqrt(head size)")
+    qk_norm: bool = option(False, "RMS-normalise queries and keys per head before the dot product")
+    logit_softcap: float = option(0.0, "if > 0, logits = cap * tanh(logits / cap)")
+    attn_impl: str = option(
+        "sdpa",
+        "attention kernel: torch's fused scaled_dot_product_attention or the explicit math",
+        ("sdpa", "explicit"),
+    )
+    zero_init_proj: bool = option(False, "start output projections of attention and MLP at zero")
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(
+                    f"model.{f.name} must be one of {', '.join(choices)}; "
+                    f"got {getattr(self, f.name)!r}"
+                )
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"model.{name} must be a positive integer")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("model.dropout must be in [0, 1)")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GPTConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown GPTConfig fields: {', '.join(sorted(unknown))}")
+        return cls(**d)

@@ -1,0 +1,111 @@
+"""GPT: a decoder-only transformer language model.
+
+    ids (B, T) --token embedding (+ positions)--> residual stream (B, T, C)
+        --[Block] x n_layer--> final norm --LM head--> logits (B, T, vocab)
+
+The logits at position t score every possible next token after ids[:, :t+1]; training
+minimises the cross-entropy between them and the true next ids (`targets`).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glassformer.models.config import GPTConfig
+from glassformer.nn.block import Block
+from glassformer.nn.embedding import LearnedPositions, SinusoidalPositions, TokenEmbedding
+from glassformer.nn.hooks import HookPoint, name_hook_points
+from glassformer.nn.norm import make_norm
+
+
+class GPT(nn.Module):
+    """`GPT(config)(idx, targets=None) -> (logits, loss)`.
+
+    >>> model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    >>> logits, loss = model(torch.zeros(1, 5, dtype=torch.long))
+    >>> logits.shape, loss
+    (torch.Size([1, 5, 10]), None)
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        C = config.n_embd
+        self.tok_emb = TokenEmbedding(config.vocab_size, C)
+        self.pos_emb = {
+            "learned": lambda: LearnedPositions(config.block_size, C),
+            "sinusoidal": lambda: SinusoidalPositions(config.block_size, C),
+        }.get(config.pos_emb, lambda: None)()
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        # post-norm blocks already end in a norm; pre-norm needs one before the head
+        self.ln_f = (
+            make_norm(config.norm, C, config.bias, config.norm_eps)
+            if config.norm_position == "pre"
+            else nn.Identity()
+        )
+        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.tok_emb.weight
+        self.hook_embed = HookPoint()  # (B, T, C) token embeddings
+        self.hook_pos_embed = HookPoint()  # (T, C) position embeddings
+        self.hook_final = HookPoint()  # (B, T, C) after the final norm
+        self.hook_logits = HookPoint()  # (B, T, vocab)
+        self._init_weights()
+        self.hook_points = name_hook_points(self)
+
+    def _init_weights(self) -> None:
+        """GPT-2's init: N(0, 0.02), output projections scaled by 1/sqrt(2 * n_layer)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+        for block in self.blocks:
+            for proj in (block.attn.proj, block.mlp.proj):
+                if self.config.zero_init_proj:
+                    nn.init.zeros_(proj.weight)
+                else:
+                    nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.n_layer))
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        """Parameter count; by default without the position table (as GPT-2 papers count)."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding and isinstance(self.pos_emb, LearnedPositions):
+            n -= self.pos_emb.weight.numel()
+        return n
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, pos_offset: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx: (B, T) token ids; targets: (B, T) next ids (-1 = ignore) -> (logits, loss)."""
+        B, T = idx.shape
+        if pos_offset + T > self.config.block_size and self.pos_emb is not None:
+            raise ValueError(
+                f"sequence of {pos_offset + T} tokens is longer than the context "
+                f"({self.config.block_size}); crop it to the last {self.config.block_size}"
+            )
+        pos = torch.arange(pos_offset, pos_offset + T, device=idx.device)  # (T,)
+        x = self.hook_embed(self.tok_emb(idx))  # (B, T, C)
+        if self.pos_emb is not None:
+            x = x + self.hook_pos_embed(self.pos_emb(pos))  # (T, C) broadcast over B
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, pos)
+        logits = self.hook_logits(self.logits(self.hook_final(self.ln_f(x))))
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(
+            logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1
+        )
+        return logits, loss
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The LM head (unembedding), with optional soft-capping: (B, T, C) -> (B, T, V)."""
+        logits = self.lm_head(x)
+        cap = self.config.logit_softcap
+        return cap * torch.tanh(logits / cap) if cap > 0 else logits

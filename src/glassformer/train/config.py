@@ -1,0 +1,117 @@
+"""Run configuration: what to train (`GPTConfig`), how (`TrainConfig`), on what (`DataConfig`).
+
+Presets (`presets.py`) are `RunConfig`s; the CLI overrides any field with a dotted flag such
+as `--model.n_layer 6` or `--train.lr 3e-4`, and `--help` lists every field with its help.
+"""
+
+from dataclasses import asdict, dataclass, field, fields
+
+from glassformer.models.config import GPTConfig, option
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = option(12, "sequences per micro-batch (per process)")
+    grad_accum: int = option(1, "micro-batches accumulated into one optimizer step (in total)")
+    max_steps: int = option(2000, "optimizer steps; also the length of the LR schedule")
+    time_budget: float = option(
+        0.0,
+        "stop after this many seconds (0: no limit); the LR schedule "
+        "then ends at whichever of max_steps or the budget comes first",
+    )
+    lr: float = option(1e-3, "peak learning rate")
+    min_lr: float = option(1e-4, "learning rate at the end of the decay")
+    warmup_steps: int = option(100, "steps of linear warmup from 0 to lr")
+    schedule: str = option(
+        "cosine",
+        "after warmup: cosine decay to min_lr, warmup-stable-decay (flat, then linear decay "
+        "over the last decay_frac of training), or constant",
+        ("cosine", "wsd", "constant"),
+    )
+    decay_frac: float = option(0.2, "fraction of training spent decaying in the wsd schedule")
+    optimizer: str = option("adamw", "optimizer", ("adamw",))
+    weight_decay: float = option(0.1, "AdamW weight decay on matrices (not on biases or norms)")
+    beta1: float = option(0.9, "AdamW beta1")
+    beta2: float = option(0.99, "AdamW beta2")
+    grad_clip: float = option(1.0, "clip the global gradient norm to this (0: no clipping)")
+    eval_interval: int = option(250, "evaluate (and checkpoint) every this many steps")
+    eval_iters: int = option(20, "batches per split in each evaluation")
+    seed: int = option(1337, "seed for initialisation, batches, dropout and the final sample")
+    device: str = option(
+        "auto", "auto picks cuda, then mps, then cpu", ("auto", "cpu", "cuda", "mps")
+    )
+    precision: str = option(
+        "auto",
+        "auto uses bf16 autocast only where bf16 is fast (CUDA sm80+, CPUs with AMX or "
+        "AVX512-BF16), fp32 elsewhere",
+        ("auto", "fp32", "bf16"),
+    )
+    compile: bool = option(False, "run the model through torch.compile")
+    sample_tokens: int = option(300, "tokens to sample at the end of training (0: none)")
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_iters"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"train.{name} must be a positive integer")
+        if self.time_budget < 0:
+            raise ValueError("train.time_budget must be >= 0 seconds")
+        if not self.lr > 0:
+            raise ValueError("train.lr must be > 0")
+        _check_choices(self, "train")
+
+
+@dataclass
+class DataConfig:
+    path: str = option(
+        "",
+        "a .txt file or a folder of .txt files ('' : Python's own docs, embedded in every CPython)",
+    )
+    tokenizer: str = option("char", "char, bpe (trained on the corpus), or a tokenizer file's path")
+    vocab_size: int = option(512, "vocabulary size when training a BPE tokenizer")
+    val_fraction: float = option(0.1, "the last fraction of the corpus held out for validation")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError("data.val_fraction must be between 0 and 1")
+        if self.vocab_size < 257:
+            raise ValueError("data.vocab_size must be at least 257 (256 bytes + <|endoftext|>)")
+
+
+def _check_choices(obj, prefix: str) -> None:
+    for f in fields(obj):
+        choices = f.metadata.get("choices")
+        if choices and getattr(obj, f.name) not in choices:
+            raise ValueError(
+                f"{prefix}.{f.name} must be one of {', '.join(choices)}; "
+                f"got {getattr(obj, f.name)!r}"
+            )
+
+
+@dataclass
+class RunConfig:
+    model: GPTConfig = field(default_factory=GPTConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    SECTIONS = ("model", "train", "data")
+
+    def to_dict(self) -> dict:
+        return {name: asdict(getattr(self, name)) for name in self.SECTIONS}
+
+    def validate(self) -> None:
+        """Re-check every section after fields were changed in place (raises ValueError)."""
+        for name in self.SECTIONS:
+            getattr(self, name).__post_init__()
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        return cls(
+            model=GPTConfig.from_dict(d["model"]),
+            train=_from_dict(TrainConfig, d.get("train", {})),
+            data=_from_dict(DataConfig, d.get("data", {})),
+        )
+
+
+def _from_dict(cls, d: dict):
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in known})
