@@ -1,0 +1,26 @@
+"""Tokenizers: text <-> ids.
+
+- `CharTokenizer`: one id per character (nanoGPT's Shakespeare setup).
+- `BPETokenizer`: byte-level BPE, GPT-2 style; fast training, a readable reference encoder
+  and a tiktoken fast path that gives identical ids.
+- `WordPieceTokenizer`: BERT's tokenizer, from a `vocab.txt`.
+- `load_tokenizer(path)`: load any tokenizer file written by glassformer (or a checkpoint
+  folder holding `tokenizer.model`), dispatching on the file's header line.
+"""
+
+from glassformer.tokenizers.bpe import BPETokenizer
+from glassformer.tokenizers.char import CharTokenizer
+from glassformer.tokenizers.fileformat import TokenizerFormatError
+from glassformer.tokenizers.load import Tokenizer, load_tokenizer
+from glassformer.tokenizers.special import DisallowedSpecialTokenError
+from glassformer.tokenizers.wordpiece import WordPieceTokenizer
+
+__all__ = [
+    "BPETokenizer",
+    "CharTokenizer",
+    "DisallowedSpecialTokenError",
+    "Tokenizer",
+    "TokenizerFormatError",
+    "WordPieceTokenizer",
+    "load_tokenizer",
+]
