@@ -11,6 +11,12 @@
 from glassformer.tokenizers.bpe import BPETokenizer
 from glassformer.tokenizers.char import CharTokenizer
 from glassformer.tokenizers.fileformat import TokenizerFormatError
+from glassformer.tokenizers.formats import (
+    load_gpt2_files,
+    load_tiktoken_file,
+    save_hf_tokenizer_json,
+    save_tiktoken_file,
+)
 from glassformer.tokenizers.load import Tokenizer, load_tokenizer
 from glassformer.tokenizers.special import DisallowedSpecialTokenError
 from glassformer.tokenizers.wordpiece import WordPieceTokenizer
@@ -22,5 +28,9 @@ __all__ = [
     "Tokenizer",
     "TokenizerFormatError",
     "WordPieceTokenizer",
+    "load_gpt2_files",
+    "load_tiktoken_file",
     "load_tokenizer",
+    "save_hf_tokenizer_json",
+    "save_tiktoken_file",
 ]

@@ -22,7 +22,7 @@ File format (after the header line `glassformer-tokenizer bpe v1`)::
 
     pattern <JSON string: the pre-tokenization regex>
     tokens <N>
-    <id> <token bytes in hex>          N lines, ids 0..N-1 in order
+    <id> <token bytes in hex>          N lines, ids increasing (0..N-1 when trained here)
     special <M>
     <id> <JSON string>                 M lines
 """
@@ -77,24 +77,23 @@ class BPETokenizer:
         special_tokens: dict[str, int] | None = None,
         pattern: str = GPT2_PATTERN,
     ) -> None:
-        n = len(ranks)
-        if sorted(ranks.values()) != list(range(n)):
+        if len(set(ranks.values())) != len(ranks) or min(ranks.values(), default=0) < 0:
             raise TokenizerFormatError(
-                "the token ranks must be the ids 0..N-1, each used once; the vocabulary is damaged."
+                "two tokens share one rank (or a rank is negative); each token needs its own id."
             )
         missing = [b for b in range(256) if bytes([b]) not in ranks]
         if missing:
             raise TokenizerFormatError(
                 f"the vocabulary lacks the single byte {missing[0]}, so some text cannot be "
-                "encoded; "
-                "a byte-level BPE vocabulary must contain all 256 bytes."
+                "encoded; a byte-level BPE vocabulary must contain all 256 bytes."
             )
         special_tokens = dict(special_tokens or {})
-        clash = [s for s, i in special_tokens.items() if i < n]
+        rank_ids = set(ranks.values())
+        clash = [s for s, i in special_tokens.items() if i in rank_ids or i < 0]
         if clash:
             raise TokenizerFormatError(
                 f"special token {clash[0]!r} has id {special_tokens[clash[0]]}, which an ordinary "
-                f"token already uses; special ids must be {n} or higher."
+                "token already uses; give special tokens ids of their own."
             )
         self.ranks = ranks
         self.pattern = pattern
@@ -132,8 +131,8 @@ class BPETokenizer:
 
     @property
     def vocab_size(self) -> int:
-        """Number of ids, special tokens included."""
-        return len(self.decoder)
+        """One more than the largest id (special tokens included): the embedding table's size."""
+        return max(self.decoder) + 1
 
     @property
     def eot_id(self) -> int | None:
@@ -239,7 +238,7 @@ class BPETokenizer:
     def vocab_dump(self) -> str:
         """minbpe-style listing: `[t][he] -> [the] 300`, bytes as `[a] 97`, specials last."""
         lines = []
-        for i in range(len(self.ranks)):
+        for i in sorted(self.ranks.values()):
             token = render_token(self.decoder[i])
             parents = self.parents(i)
             if parents is None:
@@ -259,7 +258,7 @@ class BPETokenizer:
             f"pattern {json.dumps(self.pattern)}",
             f"tokens {len(self.ranks)}",
         ]
-        lines.extend(f"{i} {self.decoder[i].hex()}" for i in range(len(self.ranks)))
+        lines.extend(f"{i} {self.decoder[i].hex()}" for i in sorted(self.ranks.values()))
         lines.append(f"special {len(self.special)}")
         lines.extend(f"{i} {json.dumps(s)}" for s, i in self.special.tokens.items())
         write_atomic(path, "\n".join(lines) + "\n")
@@ -291,18 +290,20 @@ class BPETokenizer:
         if key != "tokens":
             raise ValueError("tokens")
         ranks: dict[bytes, int] = {}
-        for expected in range(int(value)):
+        previous = -1
+        for _ in range(int(value)):
             i, hexbytes = next(it).split(" ")
-            if int(i) != expected:
+            if int(i) <= previous:
                 raise TokenizerFormatError(
-                    f"token line {expected} has id {i} (duplicate or out-of-order rank)."
+                    f"token id {i} follows id {previous} (a duplicate or out-of-order rank)."
                 )
+            previous = int(i)
             token = bytes.fromhex(hexbytes)
             if token in ranks:
                 raise TokenizerFormatError(
                     f"token {token!r} is listed twice (ids {ranks[token]} and {i})."
                 )
-            ranks[token] = expected
+            ranks[token] = previous
         key, value = next(it).split(" ", 1)
         if key != "special":
             raise ValueError("special")
