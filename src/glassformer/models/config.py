@@ -41,6 +41,9 @@ class GPTConfig:
     causal: bool = option(True, "mask the future in self-attention (False lets tokens peek ahead)")
     attn_scale: bool = option(True, "divide attention scores by sqrt(head size)")
     qk_norm: bool = option(False, "RMS-normalise queries and keys per head before the dot product")
+    cosine_attn: bool = option(
+        False, "cosine attention: L2-normalise q and k, scale by a learned per-head temperature"
+    )
     logit_softcap: float = option(0.0, "if > 0, logits = cap * tanh(logits / cap)")
     attn_impl: str = option(
         "sdpa",

@@ -14,6 +14,13 @@ Two code paths compute the same thing: `F.scaled_dot_product_attention` (a fused
 never materialises the (T, T) pattern: fast, little memory) and the explicit lines above. The
 explicit path runs when the config asks for it or when something is listening on
 `hook_pattern`, so the pattern can be inspected although training uses the fused kernel.
+
+Cosine attention (`cosine_attn`, Henry et al. 2020; Swin v2) L2-normalises q and k, so a
+score is a cosine in [-1, 1] times a learned per-head temperature (initially 10):
+
+    scores = exp(log_temp) * (q / |q|) @ (k / |k|)^T
+
+An optional boolean `mask` (True = may attend) hides padding keys: BERT-style encoders use it.
 """
 
 import math
@@ -50,6 +57,34 @@ def attention_pattern(
     return torch.softmax(scores.float(), dim=-1).to(q.dtype)
 
 
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool,
+    scale: float,
+    mask: torch.Tensor | None,
+    dropout: float,
+    hook_pattern: HookPoint,
+    explicit: bool = False,
+) -> torch.Tensor:
+    """pattern @ v for q (B, nh, Tq, hs), k, v (B, nh, Tk, hs) -> z (B, nh, Tq, hs).
+
+    The fused kernel unless `explicit` or a hook listens on `hook_pattern`. Self- and
+    cross-attention both call this, so the fast path and the readable path are one code.
+    """
+    if explicit or hook_pattern.hooks:
+        pattern = hook_pattern(attention_pattern(q, k, causal, scale, mask))
+        return F.dropout(pattern, dropout) @ v  # (B, nh, Tq, hs)
+    if mask is not None and causal:  # SDPA takes one or the other: merge them
+        Tq, Tk = q.size(-2), k.size(-2)
+        mask = mask & torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(Tk - Tq)
+        causal = False
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout, scale=scale
+    )  # (B, nh, Tq, hs)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a fused QKV projection (causal per `config.causal`)."""
 
@@ -69,12 +104,21 @@ class SelfAttention(nn.Module):
             else None
         )
         self.qk_norm = config.qk_norm
+        self.log_temp = (
+            nn.Parameter(torch.full((self.n_head,), math.log(10.0))) if config.cosine_attn else None
+        )
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_pattern = HookPoint()  # (B, nh, T, T)
         self.hook_z = HookPoint()  # (B, nh, T, hs): each head's output before the projection
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, C) at absolute positions `pos` (T,) -> (B, T, C)."""
+    def forward(
+        self, x: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x: (B, T, C) at absolute positions `pos` (T,) -> (B, T, C).
+
+        `mask`: optional bool, broadcastable to (B, nh, T, T), True where attending is allowed
+        (an encoder's padding mask is (B, 1, 1, T)).
+        """
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
@@ -85,15 +129,13 @@ class SelfAttention(nn.Module):
             k = F.rms_norm(k, (self.head_dim,))
         if self.rotary is not None:
             q, k = self.rotary(q, pos), self.rotary(k, pos)
+        scale = self.scale
+        if self.log_temp is not None:  # cosine attention: unit q and k, learned temperature
+            q = F.normalize(q, dim=-1) * self.log_temp.exp().view(1, -1, 1, 1).to(q.dtype)
+            k, scale = F.normalize(k, dim=-1), 1.0
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         dropout = self.dropout if self.training else 0.0
-        if self.explicit or self.hook_pattern.hooks:
-            pattern = self.hook_pattern(attention_pattern(q, k, self.causal, self.scale))
-            z = F.dropout(pattern, dropout) @ v  # (B, nh, T, hs)
-        else:
-            z = F.scaled_dot_product_attention(
-                q, k, v, is_causal=self.causal, dropout_p=dropout, scale=self.scale
-            )  # (B, nh, T, hs)
+        z = attend(q, k, v, self.causal, scale, mask, dropout, self.hook_pattern, self.explicit)
         z = self.hook_z(z)
         y = z.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, nh * hs) = (B, T, C)
         return self.resid_dropout(self.proj(y))

@@ -38,11 +38,16 @@ class Block(nn.Module):
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, C) residual stream at positions `pos` (T,) -> (B, T, C)."""
+    def forward(
+        self, x: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x: (B, T, C) residual stream at positions `pos` (T,) -> (B, T, C).
+
+        `mask` (optional, bool, True = may attend) goes to attention, e.g. to hide padding.
+        """
         x = self.hook_resid_pre(x)
         if self.pre_norm:
-            x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln_1(x), pos)))
+            x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln_1(x), pos, mask)))
             return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln_2(x))))
-        x = self.hook_resid_mid(self.ln_1(x + self.hook_attn_out(self.attn(x, pos))))
+        x = self.hook_resid_mid(self.ln_1(x + self.hook_attn_out(self.attn(x, pos, mask))))
         return self.hook_resid_post(self.ln_2(x + self.hook_mlp_out(self.mlp(x))))
