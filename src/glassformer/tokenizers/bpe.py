@@ -186,6 +186,13 @@ class BPETokenizer:
                 ids.extend(self.reference.encode(part))
         return ids
 
+    def encode_bytes(self, data: bytes) -> list[int]:
+        """Encode arbitrary bytes (e.g. a file that is not UTF-8); `decode_bytes` gives them back.
+
+        Uses the reference encoder; valid UTF-8 gives the same ids as `encode_ordinary`.
+        """
+        return self.reference.encode_bytes(data)
+
     def encode_batch(
         self,
         texts: Sequence[str],

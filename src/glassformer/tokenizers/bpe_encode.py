@@ -93,14 +93,17 @@ class ReferenceEncoder:
         self.regex = compile_pattern(pattern)
         self.cache: dict[str, list[int]] = {}
 
-    def encode_chunk(self, chunk: str) -> list[int]:
-        """The ids of one pre-tokenized chunk (lone surrogates are kept, as UTF-8-style bytes)."""
-        piece = chunk.encode("utf-8", "surrogatepass")
+    def encode_piece(self, piece: bytes) -> list[int]:
+        """The ids of one chunk's bytes: the chunk's own id if it is a token, else BPE."""
         ranks = self.ranks
         rank = ranks.get(piece)
         if rank is not None:
             return [rank]
         return [ranks[part] for part in bpe_merge(piece, ranks)]
+
+    def encode_chunk(self, chunk: str) -> list[int]:
+        """The ids of one pre-tokenized chunk (lone surrogates are kept, as UTF-8-style bytes)."""
+        return self.encode_piece(chunk.encode("utf-8", "surrogatepass"))
 
     def encode(self, text: str) -> list[int]:
         """The ids of `text`, with no special-token handling (see `BPETokenizer.encode`)."""
@@ -116,3 +119,20 @@ class ReferenceEncoder:
                     cache[chunk] = cached
             ids.extend(cached)
         return ids
+
+    def encode_bytes(self, data: bytes) -> list[int]:
+        """The ids of arbitrary bytes; valid UTF-8 encodes exactly like the text it spells.
+
+        Bytes that are not valid UTF-8 are kept as they are: decoding with `surrogateescape`
+        turns each into a placeholder character (U+DC80 + byte) that the pre-tokenizer treats
+        as a symbol, and encoding the chunk back with `surrogateescape` restores the byte.
+        """
+        text = data.decode("utf-8", "surrogateescape")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            chunks = self.regex.findall(text)
+            return [
+                i for c in chunks for i in self.encode_piece(c.encode("utf-8", "surrogateescape"))
+            ]
+        return self.encode(text)
