@@ -281,7 +281,10 @@ class Trainer:
         if metrics:
             metrics.close()
             plot_loss_curve(self.out_dir / "metrics.jsonl", self.out_dir / "loss.png")
-            if cfg.sample_tokens and not interrupted:
+            finished = self.step >= cfg.max_steps or (
+                cfg.time_budget and self.elapsed >= cfg.time_budget
+            )
+            if cfg.sample_tokens and finished:
                 sample = self.sample(cfg.sample_tokens)
         self.dist.barrier()
         return TrainResult(self.step, loss, val_loss, tok_s, interrupted, sample)
