@@ -140,7 +140,9 @@ def test_unknown_model_type_and_not_a_folder(tmp_path):
 
 
 def test_export_refuses_non_gpt2_shapes(tmp_path):
-    model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8, norm="rmsnorm"))
+    model = GPT(
+        GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8, norm="rmsnorm")
+    )
     with pytest.raises(UserError, match="model.norm='layernorm'"):
         to_hf(model, tmp_path / "out")
     assert not (tmp_path / "out").exists()

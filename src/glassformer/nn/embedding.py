@@ -30,8 +30,12 @@ class LearnedPositions(nn.Module):
         return self.weight[pos]
 
 
-def sinusoidal_table(n_positions: int, d_model: int, base: float = 10000.0) -> torch.Tensor:
+def sinusoidal_table(
+    n_positions: int, d_model: int, base: float = 10000.0, layout: str = "interleaved"
+) -> torch.Tensor:
     """PE[pos, 2i] = sin(pos / base^(2i/d)), PE[pos, 2i+1] = cos(pos / base^(2i/d)).
+
+    `layout="halves"` stores the same numbers as [all sines | all cosines] (Marian, fairseq).
 
     >>> sinusoidal_table(2, 4)
     tensor([[0.0000, 1.0000, 0.0000, 1.0000],
@@ -40,6 +44,8 @@ def sinusoidal_table(n_positions: int, d_model: int, base: float = 10000.0) -> t
     pos = torch.arange(n_positions, dtype=torch.float64)[:, None]  # (P, 1)
     inv_freq = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (d/2,)
     angles = pos * inv_freq  # (P, d/2)
+    if layout == "halves":
+        return torch.cat((torch.sin(angles), torch.cos(angles[:, : d_model // 2])), 1).float()
     table = torch.zeros(n_positions, d_model, dtype=torch.float64)
     table[:, 0::2] = torch.sin(angles)
     table[:, 1::2] = torch.cos(angles[:, : d_model // 2])
@@ -49,9 +55,12 @@ def sinusoidal_table(n_positions: int, d_model: int, base: float = 10000.0) -> t
 class SinusoidalPositions(nn.Module):
     """The fixed sine/cosine table of the original transformer (a buffer, not a parameter)."""
 
-    def __init__(self, block_size: int, d_model: int, base: float = 10000.0):
+    def __init__(
+        self, block_size: int, d_model: int, base: float = 10000.0, layout: str = "interleaved"
+    ):
         super().__init__()
-        self.register_buffer("table", sinusoidal_table(block_size, d_model, base), persistent=False)
+        table = sinusoidal_table(block_size, d_model, base, layout)
+        self.register_buffer("table", table, persistent=False)
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:
         return self.table[pos]
