@@ -109,3 +109,14 @@ class GPT(nn.Module):
         logits = self.lm_head(x)
         cap = self.config.logit_softcap
         return cap * torch.tanh(logits / cap) if cap > 0 else logits
+
+    def run_with_cache(self, idx: torch.Tensor, names=None) -> tuple[torch.Tensor, dict]:
+        """(logits, cache): `cache` maps names like ``blocks.0.attn.pattern`` to tensors.
+
+        `names` (a list or a predicate) picks what to keep; None keeps every hook point.
+        See glassformer/inspect/cache.py for the names and what each tensor holds.
+        """
+        from glassformer.inspect.cache import run_with_cache
+
+        (logits, _), cache = run_with_cache(self, idx, names=names)
+        return logits, cache
