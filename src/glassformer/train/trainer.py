@@ -14,6 +14,7 @@ micro-batch each see exactly the same data. Saving that generator's state with t
 and the optimizer makes `--resume` continue exactly where an interrupted run stopped.
 """
 
+import hashlib
 import math
 import signal
 import sys
@@ -50,17 +51,23 @@ class TrainResult:
 
 def build_tokenizer(data_cfg, text: str):
     """The tokenizer named by `data.tokenizer`, and a key that identifies it for the cache."""
-    from glassformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
+    from glassformer.tokenizers import BPETokenizer, CharTokenizer
 
     if data_cfg.tokenizer == "char":
-        tok = CharTokenizer.train(text)
-        return tok, "char"
+        return CharTokenizer.train(text), "char"
     if data_cfg.tokenizer == "bpe":
         return BPETokenizer.train(text, data_cfg.vocab_size), f"bpe-{data_cfg.vocab_size}"
     path = Path(data_cfg.tokenizer)
     if not path.is_file():
         raise UserError(f"--tokenizer must be char, bpe or a tokenizer file; {path} does not exist")
-    return load_tokenizer(path), "file-" + str(hash(path.read_bytes()))
+    return load_tokenizer_file(path)
+
+
+def load_tokenizer_file(path: Path):
+    """A saved tokenizer and its cache key (a digest of the file)."""
+    from glassformer.tokenizers import load_tokenizer
+
+    return load_tokenizer(path), "file-" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 class _InterruptFlag:
@@ -107,7 +114,10 @@ class Trainer:
         self.precision = resolve_precision(cfg.train.precision, self.device)
 
         text = read_corpus(cfg.data.path)
-        self.tokenizer, key = build_tokenizer(cfg.data, text)
+        if resume:  # the checkpoint's own tokenizer, not a new one
+            self.tokenizer, key = load_tokenizer_file(self.out_dir / "tokenizer.model")
+        else:
+            self.tokenizer, key = build_tokenizer(cfg.data, text)
         cfg.model.vocab_size = self.tokenizer.vocab_size
         ids = cached_token_ids(text, self.tokenizer, key)
         train_ids, val_ids = split_ids(ids, cfg.data.val_fraction, cfg.model.block_size)
