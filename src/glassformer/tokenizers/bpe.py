@@ -206,8 +206,11 @@ class BPETokenizer:
             self.special.check(text, disallowed)
         if not all(_is_utf8_encodable(t) for t in texts):
             return [self.encode(t, allowed, ()) for t in texts]
+        texts = list(texts)
+        if not allowed:
+            return self._tiktoken.encode_ordinary_batch(texts, num_threads=num_threads)
         return self._tiktoken.encode_batch(
-            list(texts), num_threads=num_threads, allowed_special=allowed, disallowed_special=()
+            texts, num_threads=num_threads, allowed_special=allowed, disallowed_special=()
         )
 
     # ---- decoding ------------------------------------------------------------------------

@@ -40,35 +40,30 @@ def bpe_merge(piece: bytes, ranks: dict[bytes, int], max_rank: float = _MISSING)
     prv = list(range(-1, n - 1))  # -1 means "no previous part"
     alive = [True] * n
 
-    def rank_of(s: int) -> float:
-        """Rank of the token formed by part s and the part after it (inf if none)."""
+    def rank_of(s: int) -> int | None:
+        """Rank of the token formed by part s and the part after it (None if not a token)."""
         t = nxt[s]
         if t >= n:
-            return _MISSING
-        r = ranks.get(piece[s : end[t]], _MISSING)
-        return r if r < max_rank else _MISSING
+            return None
+        r = ranks.get(piece[s : end[t]])
+        return r if r is not None and r < max_rank else None
 
-    heap = []
-    for s in range(n - 1):
-        r = rank_of(s)
-        if r != _MISSING:
-            heap.append((r, s, s + 1, s + 2))
+    # A heap entry is the int rank * n + start: ordered by rank, then leftmost start.
+    heap = [r * n + s for s in range(n - 1) if (r := rank_of(s)) is not None]
     heapq.heapify(heap)
     while heap:
-        r, s, t, t_end = heapq.heappop(heap)
-        if not alive[s] or nxt[s] != t or end[t] != t_end:
+        r, s = divmod(heapq.heappop(heap), n)
+        if not alive[s] or rank_of(s) != r:
             continue  # this pair changed since it was queued
-        # Merge part t into part s.
-        end[s] = t_end
+        t = nxt[s]  # merge part t into part s
+        end[s] = end[t]
         alive[t] = False
         nxt[s] = nxt[t]
         if nxt[t] < n:
             prv[nxt[t]] = s
-        for left in (prv[s], s):
-            if left >= 0:
-                r = rank_of(left)
-                if r != _MISSING:
-                    heapq.heappush(heap, (r, left, nxt[left], end[nxt[left]]))
+        for left in (prv[s], s):  # the two pairs that now involve the merged part
+            if left >= 0 and (r := rank_of(left)) is not None:
+                heapq.heappush(heap, r * n + left)
     parts = []
     s = 0
     while s < n:
