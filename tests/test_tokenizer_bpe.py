@@ -123,6 +123,9 @@ def test_special_tokens_cannot_be_injected(small_bpe, reference):
         plain = tok.encode_ordinary(text, reference=reference)
         assert special_id not in plain and tok.decode(plain) == text
         assert tok.encode(text, disallowed_special=(), reference=reference) == plain
+        assert tok.encode(text, allowed_special="none", reference=reference) == plain
+        with pytest.raises(DisallowedSpecialTokenError):
+            tok.encode(text, allowed_special="none_raise", reference=reference)
     # Only the disallowed ones are checked; an allowed one passes, a non-listed one is plain.
     both = "<|pad|><|im_end|>"
     assert tok.encode(both, allowed_special={"<|pad|>"}, disallowed_special=())[0] == 1000

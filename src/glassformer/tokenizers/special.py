@@ -10,6 +10,9 @@ forge that structure. So, exactly like tiktoken:
 - listing it in neither set (e.g. `disallowed_special=()`), or `encode_ordinary`, encodes the
   string as plain text, byte by byte like any other text.
 
+minbpe's spellings work too: `allowed_special="none_raise"` is the default, and
+`allowed_special="none"` encodes special strings as plain text.
+
 The checks are `if` statements that raise, never `assert` (which `python -O` removes).
 
     >>> reg = SpecialTokens({"<|endoftext|>": 4095})
@@ -24,7 +27,7 @@ import regex
 
 from glassformer.errors import UserError
 
-AllOr = Literal["all"] | Collection[str]
+AllOr = Literal["all", "none", "none_raise"] | Collection[str]
 
 
 class DisallowedSpecialTokenError(UserError, ValueError):
@@ -56,6 +59,10 @@ class SpecialTokens:
     ) -> tuple[frozenset[str], frozenset[str]]:
         """Turn tiktoken-style arguments into two sets: (allowed, disallowed)."""
         names = frozenset(self.tokens)
+        if allowed_special == "none":  # minbpe's spelling of "special strings are plain text"
+            return frozenset(), frozenset()
+        if allowed_special == "none_raise":  # minbpe's spelling of the default
+            allowed_special = ()
         allowed = names if allowed_special == "all" else frozenset(allowed_special)
         unknown = allowed - names
         if unknown:
