@@ -12,7 +12,7 @@ from glassformer.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from glassformer.commands import data, generate, tokenize, train
+    from glassformer.commands import data, embed, generate, tokenize, train
 
     parser = argparse.ArgumentParser(
         prog="glassformer",
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     generate.add_parser(sub)
     data.add_parser(sub)
+    embed.add_parser(sub)
     tokenize.add_tokenize_parser(sub)
     tokenize.add_tokenizer_parser(sub)
     return parser
