@@ -11,7 +11,8 @@ On tinyshakespeare (1.1 MB), with the same vocabulary size for everyone:
 - scaling: s/MB for 10 KB, 100 KB and 1 MB of one repeated character (one that the
   vocabulary has merged runs of, so BPE has real work to do).
 
-Every number is the median of `--runs` runs.
+Every number is the median of `--runs` runs; competitors run in turn (interleaved), so a
+busy machine slows them alike.
 
     python benchmarks/tokenizer_speed.py [--runs 5] [--vocab-size 4096] [--data PATH]
 """
@@ -43,6 +44,23 @@ def median_seconds(
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median seconds of each function, run in turn (order rotating) under the same load.
+
+    A short pause before each call lets the thread pools of the previous one (HF's rayon
+    workers spin for a while after a batch) go idle first.
+    """
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for run in range(runs):
+        for name in names[run % len(names) :] + names[: run % len(names)]:
+            time.sleep(0.05)
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> int:
@@ -93,10 +111,15 @@ def main() -> int:
     timings = {
         "reference, cold cache": median_seconds(lambda: reference.encode(text), runs, fresh_cache),
         "reference, warm cache": median_seconds(lambda: reference.encode(text), runs),
-        "fast path (ours)": median_seconds(lambda: tok.encode_ordinary(text), runs),
-        "raw tiktoken": median_seconds(lambda: enc.encode_ordinary(text), runs),
-        "HF tokenizers": median_seconds(lambda: hf.encode(text), runs),
     }
+    timings |= interleaved_medians(
+        {
+            "fast path (ours)": lambda: tok.encode_ordinary(text),
+            "raw tiktoken": lambda: enc.encode_ordinary(text),
+            "HF tokenizers": lambda: hf.encode(text),
+        },
+        runs,
+    )
     print("\nencode one string (identical ids from all four)")
     for name, seconds in timings.items():
         print(f"  {name:<24} {mb / seconds:7.2f} MB/s")
@@ -117,11 +140,14 @@ def main() -> int:
             texts.append(current)
             current = ""
     texts.append(current)
-    batch = {
-        "fast path (ours)": median_seconds(lambda: tok.encode_batch(texts), runs),
-        "raw tiktoken": median_seconds(lambda: enc.encode_ordinary_batch(texts), runs),
-        "HF tokenizers": median_seconds(lambda: hf.encode_batch(texts), runs),
-    }
+    batch = interleaved_medians(
+        {
+            "fast path (ours)": lambda: tok.encode_batch(texts),
+            "raw tiktoken": lambda: enc.encode_ordinary_batch(texts),
+            "HF tokenizers": lambda: hf.encode_batch(texts),
+        },
+        runs,
+    )
     print(f"\nencode a batch of {len(texts)} texts (~1 KB each)")
     for name, seconds in batch.items():
         print(f"  {name:<24} {mb / seconds:7.2f} MB/s")
