@@ -168,6 +168,7 @@ def good_lines(tmp_path: Path) -> list[str]:
         (lambda lines: lines[:-2] + ["special 1", '5 "<|endoftext|>"'], "already uses"),
         (lambda lines: [lines[0].replace("bpe", "char")] + lines[1:], "truncated or damaged"),
         (lambda lines: lines + ["junk"], "truncated or damaged"),
+        (lambda lines: [lines[0], 'pattern "(unclosed"'] + lines[2:], "not a valid regular"),
     ],
 )
 def test_malformed_files_give_one_clear_error(tmp_path: Path, good_lines, damage, message):

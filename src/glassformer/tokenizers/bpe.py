@@ -33,6 +33,7 @@ import os
 from collections.abc import Callable, Sequence
 from functools import cached_property
 
+import regex
 import tiktoken
 
 from glassformer.errors import UserError
@@ -100,7 +101,13 @@ class BPETokenizer:
         self.special = SpecialTokens(special_tokens)
         self.decoder: dict[int, bytes] = {i: t for t, i in ranks.items()}
         self.decoder.update({i: s.encode("utf-8") for s, i in special_tokens.items()})
-        self.reference = ReferenceEncoder(ranks, pattern)
+        try:
+            self.reference = ReferenceEncoder(ranks, pattern)
+        except regex.error as e:
+            raise TokenizerFormatError(
+                f"the pre-tokenization pattern is not a valid regular expression ({e}); "
+                "use a pattern the `regex` package accepts, such as GPT2_PATTERN."
+            ) from None
 
     # ---- training ------------------------------------------------------------------------
 

@@ -51,9 +51,6 @@ class SpecialTokens:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def __contains__(self, token: str) -> bool:
-        return token in self.tokens
-
     def resolve(
         self, allowed_special: AllOr, disallowed_special: AllOr
     ) -> tuple[frozenset[str], frozenset[str]]:
