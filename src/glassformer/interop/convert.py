@@ -8,10 +8,12 @@ from glassformer.errors import UserError
 from glassformer.interop.bert import bert_from_hf, bert_to_hf
 from glassformer.interop.folder import read_hf_config, read_hf_weights, write_hf_folder
 from glassformer.interop.gpt2 import gpt2_from_hf, gpt2_to_hf
+from glassformer.interop.marian import marian_from_hf, marian_to_hf
 from glassformer.models.encoder import Encoder
 from glassformer.models.gpt import GPT
+from glassformer.models.seq2seq import Seq2Seq
 
-_FROM = {"gpt2": gpt2_from_hf, "bert": bert_from_hf}
+_FROM = {"gpt2": gpt2_from_hf, "bert": bert_from_hf, "marian": marian_from_hf}
 
 
 def from_hf(folder: str | Path) -> nn.Module:
@@ -33,6 +35,8 @@ def to_hf(model: nn.Module, folder: str | Path) -> None:
         hf, weights = gpt2_to_hf(model)
     elif isinstance(model, Encoder):
         hf, weights = bert_to_hf(model)
+    elif isinstance(model, Seq2Seq):
+        hf, weights = marian_to_hf(model)
     else:
         raise UserError(f"{type(model).__name__} has no Hugging Face export")
     write_hf_folder(folder, hf, weights)

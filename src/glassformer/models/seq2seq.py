@@ -1,0 +1,215 @@
+"""Encoder-decoder: the original transformer (Vaswani et al. 2017), e.g. for translation.
+
+    source ids (B, S) --embed * sqrt(C) + sinusoidal positions--> [encoder Block] x n_layer
+        --> memory (B, S, C)
+    target ids (B, T) --embed * sqrt(C) + sinusoidal positions-->
+        [DecoderBlock: causal self-attention, cross-attention to memory, MLP] x n_dec_layer
+        --> LM head (tied to the embedding) --> logits (B, T, vocab)
+
+The encoder reads the whole source in both directions (the same `Block` as BERT's). The
+decoder is a GPT whose every block also looks at the source through cross-attention, so
+`target[t]` is predicted from `target[:t]` and the whole source. Training feeds the target
+shifted right by one (teacher forcing: `[BOS] y1 y2` -> `y1 y2 y3`); generation starts from
+`[BOS]` and appends the most likely token until `[EOS]` (greedy decoding).
+
+Post-norm (`norm(x + f(x))`, the paper and Marian) or pre-norm (`x + f(norm(x))`, with a final
+norm after each stack, as `torch.nn.Transformer(norm_first=True)`).
+
+    >>> cfg = Seq2SeqConfig(vocab_size=20, block_size=16, n_layer=1, n_dec_layer=1, n_head=2,
+    ...                     n_embd=8)
+    >>> model = Seq2Seq(cfg)
+    >>> logits, loss = model(torch.tensor([[5, 6, 7, 2]]), torch.tensor([[1, 9, 9]]))
+    >>> logits.shape
+    torch.Size([1, 3, 20])
+"""
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glassformer.models.config import GPTConfig, option
+from glassformer.models.encoder import padding_mask
+from glassformer.nn.attention import SelfAttention
+from glassformer.nn.block import Block
+from glassformer.nn.cross_attention import CrossAttention
+from glassformer.nn.embedding import LearnedPositions, SinusoidalPositions, TokenEmbedding
+from glassformer.nn.hooks import HookPoint, name_hook_points
+from glassformer.nn.mlp import MLP
+from glassformer.nn.norm import make_norm
+
+
+@dataclass
+class Seq2SeqConfig(GPTConfig):
+    """GPTConfig's fields with the original transformer's defaults, plus the decoder's."""
+
+    n_layer: int = option(2, "encoder blocks")
+    n_dec_layer: int = option(2, "decoder blocks")
+    pos_emb: str = option(
+        "sinusoidal", "position signal", ("learned", "sinusoidal", "rotary", "none")
+    )
+    sinusoid_layout: str = option(
+        "interleaved",
+        "sinusoidal table: sin/cos interleaved (the paper) or halves (Marian, fairseq)",
+        ("interleaved", "halves"),
+    )
+    scale_embedding: bool = option(True, "multiply token embeddings by sqrt(n_embd)")
+    norm_position: str = option(
+        "post", "post-norm (the paper, Marian) or pre-norm (+ a final norm)", ("pre", "post")
+    )
+    activation: str = option(
+        "relu", "MLP activation", ("gelu", "gelu_tanh", "relu", "relu2", "silu", "swiglu")
+    )
+    head_bias: bool = option(False, "a bias on the output logits (Marian's final_logits_bias)")
+    pad_id: int = option(0, "padding id (source and target)")
+    bos_id: int = option(1, "the id that starts every target (decoder start token)")
+    eos_id: int = option(2, "the id that ends a target")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_dec_layer <= 0:
+            raise ValueError("model.n_dec_layer must be a positive integer")
+
+
+class DecoderBlock(nn.Module):
+    """Causal self-attention, cross-attention to the encoder's memory, MLP: three residual adds."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.pre_norm = config.norm_position == "pre"
+        self.attn = SelfAttention(config)  # causal: config.causal is True for the decoder
+        self.ln_self = make_norm(config.norm, config.n_embd, config.bias, config.norm_eps)
+        self.cross = CrossAttention(config)
+        self.ln_cross = make_norm(config.norm, config.n_embd, config.bias, config.norm_eps)
+        self.mlp = MLP(config)
+        self.ln_mlp = make_norm(config.norm, config.n_embd, config.bias, config.norm_eps)
+        self.hook_resid_pre = HookPoint()
+        self.hook_self_out = HookPoint()
+        self.hook_cross_out = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        memory: torch.Tensor,
+        mem_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """x: (B, T, C) target stream, memory: (B, S, C), mem_mask: (B, 1, 1, S) -> (B, T, C)."""
+        x = self.hook_resid_pre(x)
+        if self.pre_norm:
+            x = x + self.hook_self_out(self.attn(self.ln_self(x), pos))
+            x = x + self.hook_cross_out(self.cross(self.ln_cross(x), memory, mem_mask))
+            return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln_mlp(x))))
+        x = self.ln_self(x + self.hook_self_out(self.attn(x, pos)))
+        x = self.ln_cross(x + self.hook_cross_out(self.cross(x, memory, mem_mask)))
+        return self.hook_resid_post(self.ln_mlp(x + self.hook_mlp_out(self.mlp(x))))
+
+
+class Seq2Seq(nn.Module):
+    """`Seq2Seq(config)(src, tgt_in, targets=None, src_mask=None) -> (logits, loss)`."""
+
+    def __init__(self, config: Seq2SeqConfig):
+        super().__init__()
+        self.config = config
+        C = config.n_embd
+        self.tok_emb = TokenEmbedding(config.vocab_size, C)  # shared by source and target
+        self.embed_scale = math.sqrt(C) if config.scale_embedding else 1.0
+        self.pos_emb = {
+            "learned": lambda: LearnedPositions(config.block_size, C),
+            "sinusoidal": lambda: SinusoidalPositions(
+                config.block_size, C, layout=config.sinusoid_layout
+            ),
+        }.get(config.pos_emb, lambda: None)()
+        self.drop = nn.Dropout(config.dropout)
+        enc_cfg, dec_cfg = replace(config, causal=False), replace(config, causal=True)
+        self.enc_blocks = nn.ModuleList(Block(enc_cfg) for _ in range(config.n_layer))
+        self.dec_blocks = nn.ModuleList(DecoderBlock(dec_cfg) for _ in range(config.n_dec_layer))
+        pre = config.norm_position == "pre"
+        norm = lambda: make_norm(config.norm, C, config.bias, config.norm_eps)  # noqa: E731
+        self.enc_ln_f = norm() if pre else nn.Identity()
+        self.dec_ln_f = norm() if pre else nn.Identity()
+        self.lm_head = nn.Linear(C, config.vocab_size, bias=config.head_bias)
+        if config.tie_weights:
+            self.lm_head.weight = self.tok_emb.weight
+        self.hook_memory = HookPoint()  # (B, S, C) the encoder's output
+        self.hook_logits = HookPoint()  # (B, T, vocab)
+        self._init_weights()
+        self.hook_points = name_hook_points(self)
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=self.config.n_embd**-0.5)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        T = ids.size(1)
+        if T > self.config.block_size and self.pos_emb is not None:
+            raise ValueError(f"sequence of {T} tokens is longer than {self.config.block_size}")
+        pos = torch.arange(T, device=ids.device)  # (T,)
+        x = self.tok_emb(ids) * self.embed_scale  # (B, T, C)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(pos)
+        return self.drop(x), pos
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """src (B, S), src_mask (B, S) 1 = real token -> memory (B, S, C)."""
+        x, pos = self._embed(src)
+        mask = padding_mask(src_mask)  # (B, 1, 1, S)
+        for block in self.enc_blocks:
+            x = block(x, pos, mask)
+        return self.hook_memory(self.enc_ln_f(x))
+
+    def decode(
+        self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """tgt (B, T) target ids so far, memory (B, S, C) -> logits (B, T, vocab)."""
+        x, pos = self._embed(tgt)
+        mask = padding_mask(src_mask)
+        for block in self.dec_blocks:
+            x = block(x, pos, memory, mask)
+        return self.hook_logits(self.lm_head(self.dec_ln_f(x)))
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        tgt_in: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        src_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher forcing: logits (B, T, vocab) for `tgt_in`; loss vs `targets` (-1: ignored)."""
+        logits = self.decode(tgt_in, self.encode(src, src_mask), src_mask)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(
+            logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1
+        )
+        return logits, loss
+
+    @torch.no_grad()
+    def greedy(
+        self, src: torch.Tensor, src_mask: torch.Tensor | None = None, max_len: int | None = None
+    ) -> torch.Tensor:
+        """Greedy decoding: (B, S) -> (B, <= max_len) ids after [BOS], stopping at [EOS]."""
+        max_len = max_len or self.config.block_size - 1
+        memory = self.encode(src, src_mask)
+        out = torch.full((src.size(0), 1), self.config.bos_id, dtype=torch.long, device=src.device)
+        done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
+        for _ in range(max_len):
+            nxt = self.decode(out, memory, src_mask)[:, -1].argmax(-1)  # (B,)
+            nxt = nxt.masked_fill(done, self.config.pad_id)
+            out = torch.cat((out, nxt[:, None]), dim=1)
+            done |= nxt == self.config.eos_id
+            if done.all():
+                break
+        return out[:, 1:]
