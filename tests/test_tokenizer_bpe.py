@@ -34,15 +34,15 @@ def fuzz_texts(n: int, seed: int = 0) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def shakespeare() -> str:
+def shakespeare_text() -> str:
     if not SHAKESPEARE.exists():
         pytest.skip(f"tinyshakespeare not found at {SHAKESPEARE} (the shared data folder)")
     return SHAKESPEARE.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
-def shakespeare_bpe(shakespeare: str) -> BPETokenizer:
-    return BPETokenizer.train(shakespeare, 4096)
+def shakespeare_bpe(shakespeare_text: str) -> BPETokenizer:
+    return BPETokenizer.train(shakespeare_text, 4096)
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +52,13 @@ def small_bpe() -> BPETokenizer:
     return BPETokenizer(tok.ranks, tok.special.tokens | extra, tok.pattern)
 
 
-def test_reference_equals_fast_equals_tiktoken_on_shakespeare(shakespeare, shakespeare_bpe):
+def test_reference_equals_fast_equals_tiktoken_on_shakespeare(shakespeare_text, shakespeare_bpe):
     tok = shakespeare_bpe
-    reference = tok.encode(shakespeare, reference=True)
-    assert tok.encode(shakespeare) == reference
-    assert tok.to_tiktoken().encode_ordinary(shakespeare) == reference
-    assert tok.decode(reference) == shakespeare
-    assert len(reference) < len(shakespeare) / 3  # 4096 tokens compress Shakespeare > 3x
+    reference = tok.encode(shakespeare_text, reference=True)
+    assert tok.encode(shakespeare_text) == reference
+    assert tok.to_tiktoken().encode_ordinary(shakespeare_text) == reference
+    assert tok.decode(reference) == shakespeare_text
+    assert len(reference) < len(shakespeare_text) / 3  # 4096 tokens compress Shakespeare > 3x
 
 
 @pytest.mark.parametrize("name", ["small_bpe", "shakespeare_bpe"])

@@ -234,7 +234,11 @@ class BPETokenizer:
             ) from None
 
     def decode(self, ids: Sequence[int]) -> str:
-        """The text of `ids`; byte sequences that are not valid UTF-8 become U+FFFD."""
+        """The text of `ids`; byte sequences that are not valid UTF-8 become U+FFFD.
+
+        The one exception: the 3-byte form of a lone surrogate (which `encode` produces for
+        such text) decodes back to that surrogate, so every string round-trips.
+        """
         return self.decode_bytes(ids).decode("utf-8", errors="glassformer_surrogatepass_or_replace")
 
     # ---- inspection ----------------------------------------------------------------------
