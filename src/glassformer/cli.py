@@ -13,6 +13,7 @@ from glassformer.errors import UserError
 
 def build_parser() -> argparse.ArgumentParser:
     from glassformer.commands import data, embed, generate, tokenize, train
+    from glassformer.commands import inspect as inspect_
 
     parser = argparse.ArgumentParser(
         prog="glassformer",
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_parser(sub)
     tokenize.add_tokenize_parser(sub)
     tokenize.add_tokenizer_parser(sub)
+    inspect_.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,167 @@
+"""`glassformer inspect VIEW`: a picture (PNG) or a self-contained web page (HTML) of what a
+model does with a text.
+
+    glassformer inspect attention  --model runs/default --text "def f(x):" --html
+    glassformer inspect logit-lens --model runs/default --text "import os"
+    glassformer inspect embeddings --sentences --text "A cat sat." --text "A dog ran."
+
+Every view prints the path it wrote.
+"""
+
+import argparse
+from pathlib import Path
+
+from glassformer.errors import UserError
+
+VIEWS = ("attention", "logit-lens", "next-token", "embeddings", "neurons", "tokens", "curves")
+NEEDS_TEXT = {"attention", "logit-lens", "next-token", "tokens"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="draw what a model does: attention, logit lens, next token, embeddings, ...",
+        description="Write one view of a model as a self-contained HTML page (default) or a "
+        "PNG, and print its path. Views: attention (heatmaps per layer and head), logit-lens "
+        "(the top tokens read from each layer), next-token (candidates and how temperature, "
+        "top-k and top-p reshape them), embeddings (cosine similarity, nearest neighbours, "
+        "2-D PCA of tokens, or of sentences with --sentences and the MiniLM encoder), neurons "
+        "(contexts that most activate an MLP neuron), tokens (boundaries and ids), curves "
+        "(training curves from metrics.jsonl).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("view", choices=VIEWS, help="what to draw")
+    p.add_argument("--model", metavar="DIR", help="a checkpoint folder (from glassformer train)")
+    p.add_argument(
+        "--text",
+        action="append",
+        metavar="TEXT",
+        help="the text to run through the model (repeat it to give several sentences)",
+    )
+    p.add_argument("--layer", type=int, metavar="L", help="only this layer (neurons: default 0)")
+    p.add_argument("--head", type=int, metavar="H", help="only this attention head")
+    p.add_argument(
+        "--neuron",
+        type=int,
+        metavar="N",
+        help="neurons: which neuron (default: the one with the largest activation)",
+    )
+    p.add_argument(
+        "--sentences",
+        action="store_true",
+        help="embeddings: compare whole sentences with the pretrained all-MiniLM-L6-v2 encoder "
+        "(no --model needed)",
+    )
+    p.add_argument("--top", type=int, default=10, metavar="N", help="how many candidates to list")
+    p.add_argument("--temperature", type=float, default=0.7, help="next-token: a temperature")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="next-token: a top-k")
+    p.add_argument("--top-p", type=float, default=0.9, metavar="P", help="next-token: a top-p")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--html", action="store_true", help="write a web page (the default)")
+    fmt.add_argument("--png", action="store_true", help="write a PNG picture")
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="where to write (a file, or a folder); default: ./glassformer-VIEW.html or .png",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.set_defaults(func=run)
+
+
+def output_path(args: argparse.Namespace) -> Path:
+    ext = ".png" if args.png else ".html"
+    default = f"glassformer-{args.view}{ext}"
+    if args.out is None:
+        return Path(default)
+    out = Path(args.out)
+    if out.is_dir():
+        return out / default
+    if not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: the folder {out.parent} does not exist; create it")
+    return out
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.view in NEEDS_TEXT and not args.text:
+        raise UserError(f"inspect {args.view} needs a text; pass --text 'some text'")
+    needs_model = not (args.view == "embeddings" and args.sentences)
+    if needs_model and not args.model:
+        raise UserError(f"inspect {args.view} needs a model; pass --model a checkpoint folder")
+    if args.sentences and args.view != "embeddings":
+        raise UserError("--sentences only applies to inspect embeddings; drop it")
+    if args.top <= 0:
+        raise UserError(f"--top must be a positive integer, got {args.top}")
+    if not args.temperature > 0:
+        raise UserError(f"--temperature must be > 0, got {args.temperature}")
+    if args.top_k < 0:
+        raise UserError(f"--top-k must be >= 0, got {args.top_k}")
+    if not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+
+
+def build_view(args: argparse.Namespace) -> dict:
+    """The data of the view that `args` asks for."""
+    text = "\n".join(args.text) if args.text else None
+    if args.view == "curves":
+        from glassformer.inspect.curves import curves_view
+
+        return curves_view(args.model)
+    if args.view == "embeddings" and args.sentences:
+        from glassformer.inspect.sentences import sentence_embeddings_view
+
+        sentences = args.text if args.text and len(args.text) > 1 else (text or "").splitlines()
+        return sentence_embeddings_view(sentences)
+    if args.view == "tokens":
+        from glassformer.inspect.tokens import tokens_view
+        from glassformer.tokenizers import TokenizerFormatError, load_tokenizer
+
+        if not Path(args.model).exists():
+            raise UserError(f"no such checkpoint folder or tokenizer file: {args.model}")
+        try:
+            return tokens_view(load_tokenizer(args.model), text)
+        except (TokenizerFormatError, OSError) as e:
+            raise UserError(f"{args.model} holds no readable tokenizer ({e})") from None
+    from glassformer.train.checkpoint import load
+    from glassformer.train.device import pick_device
+
+    model, tokenizer = load(args.model, pick_device(args.device))
+    if args.view == "attention":
+        from glassformer.inspect.attention import attention_view
+
+        return attention_view(model, tokenizer, text, args.layer, args.head)
+    if args.view == "logit-lens":
+        from glassformer.inspect.logit_lens import logit_lens_view
+
+        return logit_lens_view(model, tokenizer, text, min(args.top, 10))
+    if args.view == "next-token":
+        from glassformer.inspect.next_token import next_token_view
+
+        return next_token_view(
+            model, tokenizer, text, args.top, args.temperature, args.top_k, args.top_p
+        )
+    if args.view == "embeddings":
+        from glassformer.inspect.embeddings import token_embeddings_view
+
+        return token_embeddings_view(model, tokenizer, text)
+    from glassformer.inspect.neurons import neuron_view
+    from glassformer.train.checkpoint import read_config
+    from glassformer.train.corpus import read_corpus
+
+    corpus = text if text else read_corpus(read_config(args.model).data.path)
+    return neuron_view(model, tokenizer, corpus, args.layer or 0, args.neuron, args.top)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    out = output_path(args)
+    view = build_view(args)
+    if args.png:
+        from glassformer.inspect.render_png import write_png
+
+        write_png(view, out)
+    else:
+        from glassformer.inspect.render_html import write_html
+
+        write_html(view, out)
+    print(out)
+    return 0
