@@ -197,3 +197,34 @@ def test_run_with_cache_works_on_any_module_with_hook_points():
     assert set(cache) == {"hidden"}
     torch.testing.assert_close(cache["hidden"], model.lin(x))
     torch.testing.assert_close(out, model.lin(x).relu())
+
+
+def test_cross_attention_pattern_of_an_encoder_decoder():
+    """Seq2Seq's cross-attention: rows sum to 1 over the source, padded source keys get 0, and
+    the pattern equals softmax(q k^T / sqrt(hs)) with q from the decoder, k from the memory."""
+    seq2seq = pytest.importorskip("glassformer.models.seq2seq")
+    torch.manual_seed(0)
+    cfg = seq2seq.Seq2SeqConfig(
+        vocab_size=19, block_size=16, n_layer=1, n_dec_layer=2, n_head=2, n_embd=16
+    )
+    model = seq2seq.Seq2Seq(cfg).eval()
+    src = torch.randint(0, 19, (2, 7))
+    src_mask = torch.ones(2, 7, dtype=torch.long)
+    src_mask[1, 5:] = 0  # the second source is two tokens shorter (padding)
+    tgt = torch.randint(0, 19, (2, 5))
+    names = hook_points(model)
+    name = "dec_blocks.1.cross.pattern"
+    assert name in names and "enc_blocks.0.attn.pattern" in names
+    (logits, _), cache = run_with_cache(model, src, tgt, src_mask=src_mask, names=[name])
+    plain, _ = model(src, tgt, src_mask=src_mask)
+    torch.testing.assert_close(logits, plain, atol=ATOL, rtol=0)
+    pattern = cache[name]  # (B, nh, T, S)
+    assert pattern.shape == (2, 2, 5, 7)
+    torch.testing.assert_close(pattern.sum(-1), torch.ones(2, 2, 5), atol=ATOL, rtol=0)
+    assert torch.all(pattern[1, :, :, 5:] == 0)
+    _, c = run_with_cache(
+        model, src, tgt, src_mask=src_mask, names=["dec_blocks.1.cross.q", "dec_blocks.1.cross.k"]
+    )
+    scores = c["dec_blocks.1.cross.q"] @ c["dec_blocks.1.cross.k"].transpose(-2, -1) / math.sqrt(8)
+    scores = scores.masked_fill(src_mask[:, None, None, :] == 0, float("-inf"))
+    torch.testing.assert_close(pattern, torch.softmax(scores, dim=-1), atol=ATOL, rtol=0)
