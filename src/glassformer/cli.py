@@ -14,6 +14,8 @@ from glassformer.errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     from glassformer.commands import data, embed, generate, tokenize, train
     from glassformer.commands import inspect as inspect_
+    from glassformer.commands import tour
+    from glassformer.commands import experiment
 
     parser = argparse.ArgumentParser(
         prog="glassformer",
@@ -28,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize.add_tokenize_parser(sub)
     tokenize.add_tokenizer_parser(sub)
     inspect_.add_parser(sub)
+    tour.add_parser(sub)
+    experiment.add_parser(sub)
     return parser
 
 
