@@ -40,6 +40,12 @@ def add_parser(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
+        "--task",
+        choices=["mlm", "sentiment", "dates"],
+        help="instead of a GPT: train the encoder or encoder-decoder on a task "
+        "(see docs/families.md); honours --data (mlm), --max-steps, --time-budget, --seed, --out",
+    )
+    p.add_argument(
         "--preset",
         default="default",
         choices=sorted(PRESETS),
@@ -110,6 +116,10 @@ def build_config(args: argparse.Namespace, out_dir: Path) -> RunConfig:
 def run(args: argparse.Namespace) -> int:
     from glassformer.train.trainer import Trainer
 
+    if args.task:
+        from glassformer.commands.task import run_task_command
+
+        return run_task_command(args)
     out_dir = Path(args.out or f"runs/{args.preset}")
     cfg = build_config(args, out_dir)
     if not args.resume and (out_dir / "trainer_state.pt").exists():

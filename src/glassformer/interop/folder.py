@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from glassformer.errors import UserError
-from glassformer.train.checkpoint import atomic_write, atomic_write_text
+from glassformer.train.checkpoint import atomic_write, atomic_write_text, stored_weights
 
 
 def read_hf_config(folder: str | Path) -> dict:
@@ -78,26 +78,16 @@ def check_consumed(weights: dict[str, torch.Tensor], source: str | Path) -> None
 
 
 def load_exact(model: torch.nn.Module, state: dict[str, torch.Tensor], source) -> None:
-    """`load_state_dict` that names the first tensor whose shape differs from the config's."""
-    expected = model.state_dict()
+    """Load `state` into `model`, naming the first missing, extra or misshapen tensor."""
+    expected = stored_weights(model)  # tied tensors (e.g. the LM head) appear once
     for name, tensor in state.items():
         if name in expected and tensor.shape != expected[name].shape:
             raise UserError(
                 f"{source}: tensor {name!r} has shape {tuple(tensor.shape)}, the config needs "
                 f"{tuple(expected[name].shape)}"
             )
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [m for m in missing if m not in _tied_names(model)]
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
         what = f"missing tensor {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
         raise UserError(f"{source}: {what}; the weights do not match config.json")
-
-
-def _tied_names(model: torch.nn.Module) -> set[str]:
-    """Names of parameters that are the same tensor as an earlier one (e.g. a tied LM head)."""
-    seen, tied = set(), set()
-    for name, p in model.named_parameters(remove_duplicate=False):
-        if id(p) in seen:
-            tied.add(name)
-        seen.add(id(p))
-    return tied
+    model.load_state_dict(state, strict=False)

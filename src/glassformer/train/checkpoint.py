@@ -43,18 +43,22 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _weights(model: GPT) -> dict[str, torch.Tensor]:
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    if model.config.tie_weights:
-        state.pop("lm_head.weight")  # the same tensor as tok_emb.weight
-    return state
+def stored_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with each tied tensor stored once (e.g. a GPT's lm_head = tok_emb)."""
+    seen: set[int] = set()
+    tied = set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            tied.add(name)
+        seen.add(id(p))
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in tied}
 
 
 def save_model(out_dir: Path, model: GPT, config: RunConfig, tokenizer) -> None:
     """Write weights, config, tokenizer and model card (not the trainer state)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    weights = _weights(model)
+    weights = stored_weights(model)
     atomic_write(out_dir / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
     meta = {"format_version": FORMAT_VERSION, "family": "gpt", **config.to_dict()}
     atomic_write_text(out_dir / "config.json", json.dumps(meta, indent=2) + "\n")
@@ -119,13 +123,13 @@ def read_config(path: Path) -> RunConfig:
         raise UserError(f"{cfg_path} is not a valid glassformer config ({e}); retrain") from None
 
 
-def load_weights(model: GPT, file: Path) -> None:
+def load_weights(model: torch.nn.Module, file: Path) -> None:
     """Load safetensors weights into `model`, naming any missing, extra or misshapen tensor."""
     try:
         weights = load_file(str(file))
     except (SafetensorError, OSError) as e:
         raise UserError(f"{file} is not a readable safetensors file ({e})") from None
-    expected = _weights(model)
+    expected = stored_weights(model)
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     if missing or extra:
