@@ -17,6 +17,7 @@ from glassformer.models.config import GPTConfig
 from glassformer.nn.block import Block
 from glassformer.nn.embedding import LearnedPositions, SinusoidalPositions, TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points
+from glassformer.nn.kv_cache import KVCache
 from glassformer.nn.norm import make_norm
 
 
@@ -80,22 +81,36 @@ class GPT(nn.Module):
         return n
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, pos_offset: int = 0
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        pos_offset: int = 0,
+        cache: KVCache | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx: (B, T) token ids; targets: (B, T) next ids (-1 = ignore) -> (logits, loss)."""
+        """idx: (B, T) token ids; targets: (B, T) next ids (-1 = ignore) -> (logits, loss).
+
+        With a `cache` (nn/kv_cache.py), idx are the tokens after the cached ones: their
+        positions continue from the cache and their keys and values are appended to it.
+        """
         B, T = idx.shape
-        if pos_offset + T > self.config.block_size and self.pos_emb is not None:
+        if cache is not None:
+            cache.begin(T)
+            pos = cache.positions(T)  # (T,), or (B, T) for a left-padded batch
+        else:
+            pos = torch.arange(pos_offset, pos_offset + T, device=idx.device)  # (T,)
+        if self.pos_emb is not None and int(pos.max()) >= self.config.block_size:
             raise ValueError(
-                f"sequence of {pos_offset + T} tokens is longer than the context "
+                f"sequence of {int(pos.max()) + 1} tokens is longer than the context "
                 f"({self.config.block_size}); crop it to the last {self.config.block_size}"
             )
-        pos = torch.arange(pos_offset, pos_offset + T, device=idx.device)  # (T,)
         x = self.hook_embed(self.tok_emb(idx))  # (B, T, C)
         if self.pos_emb is not None:
-            x = x + self.hook_pos_embed(self.pos_emb(pos))  # (T, C) broadcast over B
+            x = x + self.hook_pos_embed(self.pos_emb(pos))  # (T, C) or (B, T, C)
         x = self.drop(x)
-        for block in self.blocks:
-            x = block(x, pos)
+        for i, block in enumerate(self.blocks):
+            x = block(x, pos, cache=None if cache is None else cache.layers[i])
+        if cache is not None:
+            cache.end(T)
         logits = self.hook_logits(self.logits(self.hook_final(self.ln_f(x))))
         if targets is None:
             return logits, None

@@ -31,6 +31,7 @@ from torch import nn
 
 from glassformer.models.config import GPTConfig
 from glassformer.nn.hooks import HookPoint
+from glassformer.nn.kv_cache import LayerKV
 from glassformer.nn.rotary import Rotary
 
 
@@ -112,12 +113,18 @@ class SelfAttention(nn.Module):
         self.hook_z = HookPoint()  # (B, nh, T, hs): each head's output before the projection
 
     def forward(
-        self, x: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        cache: LayerKV | None = None,
     ) -> torch.Tensor:
-        """x: (B, T, C) at absolute positions `pos` (T,) -> (B, T, C).
+        """x: (B, T, C) at absolute positions `pos` (T,) or (B, T) -> (B, T, C).
 
         `mask`: optional bool, broadcastable to (B, nh, T, T), True where attending is allowed
-        (an encoder's padding mask is (B, 1, 1, T)).
+        (an encoder's padding mask is (B, 1, 1, T)). `cache`: this layer's slice of a
+        `KVCache`; the new k, v are appended to it and the queries see all cached keys
+        (the cache supplies the mask: bottom-right causal, padding hidden).
         """
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
@@ -135,7 +142,11 @@ class SelfAttention(nn.Module):
             k, scale = F.normalize(k, dim=-1), 1.0
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         dropout = self.dropout if self.training else 0.0
-        z = attend(q, k, v, self.causal, scale, mask, dropout, self.hook_pattern, self.explicit)
+        causal = self.causal
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, nh, Tk, hs): cached keys + the new ones
+            mask, causal = cache.attention_mask()
+        z = attend(q, k, v, causal, scale, mask, dropout, self.hook_pattern, self.explicit)
         z = self.hook_z(z)
         y = z.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, nh * hs) = (B, T, C)
         return self.resid_dropout(self.proj(y))

@@ -20,6 +20,7 @@ from torch import nn
 from glassformer.models.config import GPTConfig
 from glassformer.nn.attention import SelfAttention
 from glassformer.nn.hooks import HookPoint
+from glassformer.nn.kv_cache import LayerKV
 from glassformer.nn.mlp import MLP
 from glassformer.nn.norm import make_norm
 
@@ -39,15 +40,22 @@ class Block(nn.Module):
         self.hook_resid_post = HookPoint()
 
     def forward(
-        self, x: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        cache: LayerKV | None = None,
     ) -> torch.Tensor:
         """x: (B, T, C) residual stream at positions `pos` (T,) -> (B, T, C).
 
-        `mask` (optional, bool, True = may attend) goes to attention, e.g. to hide padding.
+        `mask` (optional, bool, True = may attend) goes to attention, e.g. to hide padding;
+        `cache` (optional) is this block's slice of a KV cache (see nn/kv_cache.py).
         """
         x = self.hook_resid_pre(x)
         if self.pre_norm:
-            x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln_1(x), pos, mask)))
+            a = self.attn(self.ln_1(x), pos, mask, cache)
+            x = self.hook_resid_mid(x + self.hook_attn_out(a))
             return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln_2(x))))
-        x = self.hook_resid_mid(self.ln_1(x + self.hook_attn_out(self.attn(x, pos, mask))))
+        a = self.attn(x, pos, mask, cache)
+        x = self.hook_resid_mid(self.ln_1(x + self.hook_attn_out(a)))
         return self.hook_resid_post(self.ln_2(x + self.hook_mlp_out(self.mlp(x))))

@@ -37,9 +37,15 @@ class Rotary(nn.Module):
         self.register_buffer("sin", angles.sin().float(), persistent=False)
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Rotate `x` (B, nh, T, hs) whose T rows sit at absolute positions `pos` (T,)."""
-        if int(pos[-1]) >= self.cos.shape[0]:  # longer than planned: extend the tables
-            self._build(2 * int(pos[-1]) + 1)
+        """Rotate `x` (B, nh, T, hs) whose T rows sit at absolute positions `pos` (T,).
+
+        `pos` may also be (B, T): one row of positions per sequence (left-padded batches).
+        """
+        last = int(pos.max())
+        if last >= self.cos.shape[0]:  # longer than planned: extend the tables
+            self._build(2 * last + 1)
             self.cos, self.sin = self.cos.to(x.device), self.sin.to(x.device)
-        cos, sin = self.cos[pos].to(x.dtype), self.sin[pos].to(x.dtype)  # (T, hs)
+        cos, sin = self.cos[pos].to(x.dtype), self.sin[pos].to(x.dtype)  # (T, hs) or (B, T, hs)
+        if pos.dim() == 2:
+            cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, hs): broadcast over heads
         return x * cos + rotate_half(x) * sin

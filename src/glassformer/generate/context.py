@@ -1,0 +1,135 @@
+"""`Context`: the token history of a generation and the model state that goes with it.
+
+Every decoding strategy asks one question over and over: "given the tokens so far, what are
+the logits of the next one?". A `Context` answers it, with or without a KV cache:
+
+    ctx = Context(model, prompt_ids)          # (B, T) ids, optionally left-padded
+    logits = ctx.logits()                     # (B, V) after the prompt (the prefill)
+    ctx.append(next_ids)                      # (B, 1) the chosen tokens
+    logits = ctx.logits()                     # one decode step: only the new token is fed
+
+With `use_cache=False` each `logits()` runs the model over the whole window again (the plain
+definition; the tests compare the cached path against it).
+
+Longer than the context (block_size = n):
+
+- Learned or sinusoidal positions (a table of n rows): the model can only see the last n
+  tokens, at positions 0..n-1. Once the history exceeds n, every step re-encodes the last n
+  tokens from scratch (the cache is refilled from position 0), so a step costs a prefill of
+  n tokens. With or without the cache the logits are the same.
+- Rotary or no positions (no table): the cache rolls. When it is full the oldest entry is
+  dropped and positions keep counting; attention depends only on offsets, so each new token
+  sees the last n tokens' keys and values as they were computed when those tokens were new.
+  This is sliding-window attention of width n over the whole history (each layer's keys of
+  old tokens were themselves computed in their own window), which differs from re-encoding
+  the last n tokens; without the cache the same banded attention is computed over the whole
+  history. A prompt longer than n is cropped to its last n tokens in both cases.
+"""
+
+import torch
+
+from glassformer.nn.kv_cache import KVCache
+
+
+class Context:
+    """Token history (B, N) plus, with `use_cache`, the KV cache of its fed part."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        ids: torch.Tensor,
+        pad: torch.Tensor | None = None,
+        use_cache: bool = True,
+    ):
+        self.model = model
+        self.block = model.config.block_size
+        self.rolls = model.config.pos_emb in ("rotary", "none")  # no position table to outgrow
+        self.use_cache = use_cache and model.config.causal
+        if ids.size(1) > self.block:  # the model cannot see more: keep the last block tokens
+            dropped = ids.size(1) - self.block
+            ids = ids[:, dropped:]
+            pad = None if pad is None else (pad - dropped).clamp(min=0)
+        self.ids = ids  # (B, N): the whole history, left padding included
+        self.pad = pad if pad is not None and bool(pad.any()) else None  # (B,) or None
+        self.cache: KVCache | None = None
+        self.fed = 0  # how many tokens of `ids` are in the cache
+        self.hidden: torch.Tensor | None = None  # (B, T, C) after the final norm, if kept
+        self.keep_hidden = False
+
+    @property
+    def batch(self) -> int:
+        return self.ids.size(0)
+
+    def append(self, new: torch.Tensor) -> None:
+        """Add chosen tokens (B, T) to the history; they are fed at the next `logits()`."""
+        self.ids = torch.cat((self.ids, new), dim=1)
+
+    def logits(self) -> torch.Tensor:
+        """Next-token logits (B, V) after the whole history."""
+        if not self.use_cache:
+            return self._forward_window()
+        pending = self.ids.size(1) - self.fed
+        if self.cache is None:
+            self.cache = KVCache.for_model(self.model, self.batch, pad=self.pad)
+            return self._feed(self.ids)
+        if self.cache.size + pending <= self.block:
+            return self._feed(self.ids[:, self.fed :])
+        if not self.rolls:  # a position table: re-encode the last block tokens from 0
+            self._restart_cache()
+            return self._feed(self.ids[:, -self.block :])
+        logits = None
+        for t in range(self.fed, self.ids.size(1)):  # one at a time: each sees its own window
+            self.cache.roll(self.cache.size + 1 - self.block)
+            logits = self._feed(self.ids[:, t : t + 1])
+        return logits
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Keep rows `rows` of the batch, in that order (beam and contrastive search)."""
+        self.ids = self.ids.index_select(0, rows)
+        if self.pad is not None:
+            self.pad = self.pad.index_select(0, rows)
+        if self.cache is not None:
+            self.cache.reorder(rows)
+
+    def _feed(self, new: torch.Tensor) -> torch.Tensor:
+        logits, _ = self._run(new, cache=self.cache)
+        self.fed = self.ids.size(1)
+        return logits[:, -1, :]  # (B, V)
+
+    def _restart_cache(self) -> None:
+        """Empty the cache, positions from 0 again, padding shifted out with the old tokens."""
+        dropped = self.ids.size(1) - self.block
+        pad = None if self.pad is None else (self.pad - dropped).clamp(min=0)
+        self.cache = KVCache.for_model(self.model, self.batch, pad=pad)
+
+    def _forward_window(self) -> torch.Tensor:
+        """No cache: run the model over what it can see and return the last logits."""
+        N = self.ids.size(1)
+        if N > self.block and self.rolls:
+            return self._banded()
+        window = self.ids[:, -self.block :]  # (B, ≤ block)
+        pad = None if self.pad is None else (self.pad - max(0, N - self.block)).clamp(min=0)
+        cache = None
+        if pad is not None and bool(pad.any()):  # padding needs the mask and row positions
+            cache = KVCache.for_model(self.model, self.batch, window.size(1), pad)
+        logits, _ = self._run(window, cache=cache)
+        return logits[:, -1, :]
+
+    def _banded(self) -> torch.Tensor:
+        """No cache, past the context, no position table: sliding-window attention over all."""
+        N = self.ids.size(1)
+        cache = KVCache.for_model(self.model, self.batch, N, self.pad, window=self.block)
+        logits, _ = self._run(self.ids, cache=cache)
+        return logits[:, -1, :]
+
+    def _run(self, ids: torch.Tensor, cache: KVCache | None):
+        if not self.keep_hidden:
+            return self.model(ids, cache=cache)
+        handle = self.model.hook_final.add_hook(self._keep)
+        try:
+            return self.model(ids, cache=cache)
+        finally:
+            handle.remove()
+
+    def _keep(self, x: torch.Tensor, name: str) -> None:
+        self.hidden = x  # (B, T, C)
