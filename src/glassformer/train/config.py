@@ -29,7 +29,14 @@ class TrainConfig:
         ("cosine", "wsd", "constant"),
     )
     decay_frac: float = option(0.2, "fraction of training spent decaying in the wsd schedule")
-    optimizer: str = option("adamw", "optimizer", ("adamw",))
+    optimizer: str = option(
+        "adamw",
+        "adamw for every parameter, or muon: Muon for the hidden weight matrices (at muon_lr, "
+        "no weight decay) and AdamW for embeddings, head, gains and biases (at lr)",
+        ("adamw", "muon"),
+    )
+    muon_lr: float = option(0.02, "Muon's peak learning rate (follows the same schedule as lr)")
+    muon_momentum: float = option(0.95, "Muon's (Nesterov) momentum")
     weight_decay: float = option(0.1, "AdamW weight decay on matrices (not on biases or norms)")
     beta1: float = option(0.9, "AdamW beta1")
     beta2: float = option(0.99, "AdamW beta2")

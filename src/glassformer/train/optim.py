@@ -17,6 +17,8 @@ import math
 import torch
 
 from glassformer.train.config import TrainConfig
+from glassformer.train.device import has_fast_bf16
+from glassformer.train.muon import Muon, MuonWithAdamW, hidden_matrices
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -29,10 +31,27 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
-    """AdamW with decay / no-decay groups; the fused kernel where torch has one for `device`."""
-    groups = param_groups(model, cfg.weight_decay)
+    """AdamW with decay / no-decay groups (the fused kernel where torch has one for `device`);
+    for `optimizer="muon"`, Muon on the hidden matrices and that AdamW on the rest."""
     fused = device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    if cfg.optimizer == "adamw":
+        groups = param_groups(model, cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    hidden = hidden_matrices(model)
+    hidden_ids = {id(p) for p in hidden}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in hidden_ids]
+    groups = [
+        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    adamw = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    muon = Muon(
+        [{"params": hidden, "lr_scale": cfg.muon_lr / cfg.lr}],
+        lr=cfg.muon_lr,
+        momentum=cfg.muon_momentum,
+        ns_dtype=torch.bfloat16 if has_fast_bf16(device) else torch.float32,
+    )
+    return MuonWithAdamW(muon, adamw)
 
 
 def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:

@@ -4,6 +4,10 @@
                  own documentation, about two minutes on 2 CPU cores.
 - `nanogpt-cpu`: nanoGPT's documented small CPU run (shakespeare_char): 4 layers, 4 heads,
                  128 wide, context 64, batch 12, lr 1e-3, 2000 steps, no dropout, char tokens.
+- `speedrun-cpu`: the same shape and context trained to nanoGPT's loss in far less time:
+                 Muon + AdamW, rotary, QK-norm, ReLU², parameter-free RMSNorm, zero-initialised
+                 output projections, untied head, warmup-stable-decay, batch 32 (see
+                 docs/performance.md for what each bought).
 - `tiny`:        a seconds-long smoke test (what the test-suite uses).
 """
 
@@ -54,7 +58,48 @@ def _tiny() -> RunConfig:
     )
 
 
-PRESETS = {"default": _default, "nanogpt-cpu": _nanogpt_cpu, "tiny": _tiny}
+def _speedrun_cpu() -> RunConfig:
+    """nanoGPT's shape and context, trained with the small-scale speedrun recipe."""
+    return RunConfig(
+        model=GPTConfig(
+            block_size=64,
+            n_layer=4,
+            n_head=4,
+            n_embd=128,
+            dropout=0.0,
+            bias=False,
+            pos_emb="rotary",
+            norm="rmsnorm-noaffine",
+            activation="relu2",
+            qk_norm=True,
+            zero_init_proj=True,
+            tie_weights=False,
+        ),
+        train=TrainConfig(
+            batch_size=32,
+            max_steps=600,
+            optimizer="muon",
+            lr=3e-3,
+            muon_lr=0.03,
+            min_lr=0.0,
+            warmup_steps=20,
+            schedule="wsd",
+            decay_frac=0.4,
+            weight_decay=0.0,
+            grad_clip=0.0,
+            eval_interval=50,
+            eval_iters=20,
+        ),
+        data=DataConfig(tokenizer="char"),
+    )
+
+
+PRESETS = {
+    "default": _default,
+    "nanogpt-cpu": _nanogpt_cpu,
+    "speedrun-cpu": _speedrun_cpu,
+    "tiny": _tiny,
+}
 
 
 def get_preset(name: str) -> RunConfig:

@@ -203,7 +203,7 @@ class Trainer:
     def train_step(self, lr: float) -> float:
         cfg = self.cfg.train
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # Muon's group has its own peak
         # all micro-batches of this step, for all processes; this process takes its share
         x_all, y_all = self.train_batches.sample(cfg.grad_accum * cfg.batch_size, self.data_gen)
         first = self.dist.rank * self.local_accum
