@@ -210,3 +210,22 @@ def test_cli_mistakes_end_in_one_sentence(args, message, run_dir, tmp_path, caps
 def test_cli_rejects_a_folder_that_is_not_a_checkpoint(tmp_path, capsys):
     assert main(["inspect", "attention", "--model", str(tmp_path), "--text", "x"]) == 2
     assert "not a glassformer checkpoint" in capsys.readouterr().err
+
+
+def test_walkthrough_names_only_files_that_exist():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "walkthrough.md").read_text(encoding="utf-8")
+    paths = set(
+        re.findall(
+            r"`((?:tokenizers|nn|models|generate|train|inspect|interop|commands)"
+            r"/[\w/]*\.py)",
+            text,
+        )
+    )
+    assert len(paths) > 20
+    missing = [p for p in paths if not (root / "src" / "glassformer" / p).exists()]
+    assert not missing, missing
+    assert (root / "benchmarks" / "hook_overhead.py").exists()

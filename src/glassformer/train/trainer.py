@@ -100,8 +100,10 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         log=None,
+        on_eval=None,
     ):
         self.cfg, self.out_dir, self.progress = cfg, Path(out_dir), progress
+        self.on_eval = on_eval  # on_eval(trainer) -> dict of extra numbers for each eval record
         self.device = pick_device(cfg.train.device)
         self.dist = Distributed.from_env(self.device.type)
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
@@ -301,6 +303,8 @@ class Trainer:
 
     def _eval_and_save(self, tokens_per_s: float) -> dict:
         results = self.evaluate()
+        if self.on_eval is not None:
+            results.update(self.on_eval(self))
         self.save_checkpoint()
         self.dist.barrier()
         self.log(
