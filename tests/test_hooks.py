@@ -228,3 +228,15 @@ def test_cross_attention_pattern_of_an_encoder_decoder():
     scores = c["dec_blocks.1.cross.q"] @ c["dec_blocks.1.cross.k"].transpose(-2, -1) / math.sqrt(8)
     scores = scores.masked_fill(src_mask[:, None, None, :] == 0, float("-inf"))
     torch.testing.assert_close(pattern, torch.softmax(scores, dim=-1), atol=ATOL, rtol=0)
+
+
+def test_hooks_work_through_torch_compile(idx):
+    """A compiled model keeps its cache names; attaching hooks recompiles and still caches."""
+    model = make_gpt()
+    compiled = torch.compile(model, backend="aot_eager")
+    plain, _ = model(idx)
+    (logits, _), cache = run_with_cache(compiled, idx, names=["blocks.0.attn.pattern"])
+    torch.testing.assert_close(logits, plain, atol=ATOL, rtol=0)
+    assert cache["blocks.0.attn.pattern"].shape == (2, 4, 11, 11)
+    again, _ = compiled(idx)
+    torch.testing.assert_close(again, plain, atol=ATOL, rtol=0)

@@ -44,8 +44,20 @@ def cache_name(hook_name: str) -> str:
     return f"{head}.{last}" if head else last
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a `torch.compile` or DistributedDataParallel wrapper (names match)."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if inner is None and isinstance(model, nn.parallel.DistributedDataParallel):
+            inner = model.module
+        if inner is None:
+            return model
+        model = inner
+
+
 def hook_points(model: nn.Module) -> dict[str, HookPoint]:
     """Every HookPoint of `model`, keyed by its cache name, in forward-definition order."""
+    model = unwrap(model)
     return {
         cache_name(name): module
         for name, module in model.named_modules()
