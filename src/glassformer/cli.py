@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from glassformer.commands import data, embed, generate, tokenize, train
     from glassformer.commands import inspect as inspect_
     from glassformer.commands import tour
+    from glassformer.commands import experiment
 
     parser = argparse.ArgumentParser(
         prog="glassformer",
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize.add_tokenizer_parser(sub)
     inspect_.add_parser(sub)
     tour.add_parser(sub)
+    experiment.add_parser(sub)
     return parser
 
 

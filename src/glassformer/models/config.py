@@ -28,7 +28,9 @@ class GPTConfig:
     )
     rope_theta: float = option(10000.0, "rotary base frequency")
     norm: str = option(
-        "layernorm", "normalisation layer", ("layernorm", "rmsnorm", "rmsnorm-noaffine")
+        "layernorm",
+        "normalisation layer (none: no normalisation at all)",
+        ("layernorm", "rmsnorm", "rmsnorm-noaffine", "none"),
     )
     norm_position: str = option(
         "pre", "pre-norm (x + f(norm(x))) or post-norm (norm(x + f(x)))", ("pre", "post")

@@ -43,11 +43,16 @@ class RMSNorm(nn.Module):
 
 
 def make_norm(kind: str, dim: int, bias: bool = True, eps: float = 1e-5) -> nn.Module:
-    """`"layernorm"`, `"rmsnorm"` or `"rmsnorm-noaffine"` (no learned gain)."""
+    """`"layernorm"`, `"rmsnorm"`, `"rmsnorm-noaffine"` (no learned gain) or `"none"`.
+
+    `"none"` is the identity: the model without normalisation, for the `norm` experiment.
+    """
+    if kind == "none":
+        return nn.Identity()
     if kind == "layernorm":
         return LayerNorm(dim, bias=bias, eps=eps)
     if kind == "rmsnorm":
         return RMSNorm(dim, eps=eps)
     if kind == "rmsnorm-noaffine":
         return RMSNorm(dim, eps=eps, affine=False)
-    raise ValueError(f"unknown norm {kind!r}; choose layernorm, rmsnorm or rmsnorm-noaffine")
+    raise ValueError(f"unknown norm {kind!r}; choose layernorm, rmsnorm, rmsnorm-noaffine or none")

@@ -1,0 +1,41 @@
+"""`activation`: ReLU, GELU or SwiGLU in the MLP, at (nearly) equal parameter count?
+
+ReLU and GELU MLPs have two matrices, d x 4d and 4d x d. SwiGLU has three (gate, up, down),
+so its hidden width is 2/3 of 4d (rounded to a multiple of 8) to keep the count the same;
+the report lists the measured counts.
+"""
+
+from glassformer.experiments.report import fmt
+from glassformer.experiments.runner import Experiment, Variant, base_config, compare
+
+KINDS = ("relu", "gelu", "swiglu")
+
+
+def conclude(results: dict) -> list[str]:
+    vs = results["variants"]
+    counts = {k: v["params"] for k, v in vs.items()}
+    spread = (max(counts.values()) - min(counts.values())) / max(counts.values())
+    lines = [
+        "- parameters: "
+        + ", ".join(f"{k} {n:,}" for k, n in counts.items())
+        + f" (largest difference {100 * spread:.1f}%)."
+    ]
+    for a, b in (("gelu", "relu"), ("swiglu", "relu"), ("swiglu", "gelu")):
+        diff, se, real = compare(vs[a]["summary"], vs[b]["summary"])
+        lines.append(
+            f"- {a} minus {b}: {fmt(diff)} ± {fmt(se)} nats "
+            f"({'measurable' if real else 'within noise'})."
+        )
+    return lines
+
+
+EXPERIMENT = Experiment(
+    name="activation",
+    question="ReLU, GELU or SwiGLU: does the MLP's nonlinearity matter?",
+    variants=[Variant(k, {"model.activation": k}) for k in KINDS],
+    base=base_config,
+    default_budget=200.0,
+    default_seeds=3,
+    conclude=conclude,
+    notes="Width 64, MLP hidden 256 (SwiGLU 168: 2/3 of 256 rounded to a multiple of 8).",
+)

@@ -1,0 +1,49 @@
+"""`heads`: does splitting attention into more heads help, at the same width?
+
+1, 2, 4 and 8 heads over the same 64-wide residual stream: head sizes 64, 32, 16 and 8.
+The parameter count is identical (the QKV and output projections do not depend on the
+split), so any difference comes from attending to several places at once with smaller
+heads against one place with a large head.
+"""
+
+from glassformer.experiments.report import fmt
+from glassformer.experiments.runner import Experiment, Variant, base_config, compare
+
+HEADS = (1, 2, 4, 8)
+
+
+def conclude(results: dict) -> list[str]:
+    vs = results["variants"]
+    one, best = vs["1 head"]["summary"], None
+    lines = []
+    for h in HEADS[1:]:
+        s = vs[f"{h} heads"]["summary"]
+        diff, se, real = compare(one, s)
+        if real and diff > 0:
+            best = h
+        lines.append(
+            f"- 1 head minus {h} heads: {fmt(diff)} ± {fmt(se)} nats "
+            f"({'measurable' if real else 'within noise'})."
+        )
+    params = {v["params"] for v in vs.values()}
+    lines.append(f"- parameter counts: {', '.join(f'{p:,}' for p in sorted(params))} (equal).")
+    if best is None:
+        lines.append(
+            "- at this scale and budget, the number of heads makes no difference beyond the "
+            "seed-to-seed spread."
+        )
+    else:
+        lines.append(f"- more than one head lowers the loss measurably (e.g. {best} heads).")
+    return lines
+
+
+EXPERIMENT = Experiment(
+    name="heads",
+    question="what happens with fewer or more attention heads at the same width?",
+    variants=[Variant("1 head" if h == 1 else f"{h} heads", {"model.n_head": h}) for h in HEADS],
+    base=base_config,
+    default_budget=240.0,
+    default_seeds=3,
+    conclude=conclude,
+    notes="Width 64, so head sizes are 64, 32, 16, 8; parameters are identical across variants.",
+)

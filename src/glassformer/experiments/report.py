@@ -1,0 +1,142 @@
+"""What an experiment leaves behind: `curves.png` and `report.md` (results.json: runner.py).
+
+The plot has val loss against steps and against training wall time: each variant's mean over
+seeds as a line, the range over seeds (min to max) as a shaded band. Experiments that record
+more than the loss at each evaluation (attention entropy, gradient norms) get a panel each.
+"""
+
+import math
+from pathlib import Path
+
+from glassformer.experiments.runner import Experiment, compare
+from glassformer.train.checkpoint import atomic_write
+
+
+def mean_curve(runs: list[dict], key: str) -> tuple[list[float], list[float], ...]:
+    """(steps, mean elapsed s, mean, min, max of `key`) at the eval steps every run reached."""
+    curves = [{r["step"]: r for r in run["curve"] if key in r} for run in runs]
+    curves = [c for c in curves if c]
+    if not curves:
+        return [], [], [], [], []
+    steps = sorted(set.intersection(*(set(c) for c in curves)))
+    cols: tuple[list, ...] = ([], [], [], [], [])
+    for s in steps:
+        vals = [c[s][key] for c in curves]
+        cols[0].append(s)
+        cols[1].append(sum(c[s]["elapsed_s"] for c in curves) / len(curves))
+        cols[2].append(sum(vals) / len(vals))
+        cols[3].append(min(vals))
+        cols[4].append(max(vals))
+    return cols
+
+
+def write_plot(exp: Experiment, results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["val_loss", *exp.curve_metrics]
+    fig, axes = plt.subplots(1, len(keys) + 1, figsize=(4.2 * (len(keys) + 1), 3.6), dpi=80)
+    for i, (name, v) in enumerate(results["variants"].items()):
+        color = f"C{i % 10}"
+        for j, key in enumerate(keys):
+            steps, elapsed, mean, lo, hi = mean_curve(v["runs"], key)
+            panels = [(axes[0], elapsed), (axes[1], steps)] if j == 0 else [(axes[j + 1], steps)]
+            for ax, x in panels:
+                ax.plot(x, mean, color=color, lw=1.4, label=name if ax is axes[0] else None)
+                ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
+    axes[0].set_xlabel("training wall time (s)")
+    axes[0].set_ylabel("val loss (nats/token)")
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("val loss (nats/token)")
+    for j, key in enumerate(exp.curve_metrics):
+        axes[j + 2].set_xlabel("step")
+        axes[j + 2].set_ylabel(key.replace("_", " "))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="upper right")
+    seeds = results["seeds"]
+    fig.suptitle(f"{exp.name}: mean over {seeds} seed(s), band = min..max", fontsize=10)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def fmt(x, digits: int = 3) -> str:
+    """A number for a table: `1.235`, or `–` when missing / not finite."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    if isinstance(x, int):
+        return str(x)
+    return f"{x:.{digits}f}"
+
+
+def mean_of(runs: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in runs if isinstance(r.get(key), int | float) and math.isfinite(r[key])]
+    return sum(vals) / len(vals) if vals else None
+
+
+def budget_text(results: dict) -> str:
+    b = results["budget"]
+    if "steps" in b:
+        return f"{b['steps']} optimizer steps per run (step budget)"
+    return f"{b['seconds']:g} s of training in all, shared equally by the runs (time budget)"
+
+
+def ranking_lines(results: dict) -> list[str]:
+    """Every variant against the best one: difference of mean final val loss ± its SE."""
+    vs = results["variants"]
+    ok = {k: v for k, v in vs.items() if v["summary"]["n"]}
+    if not ok:
+        return ["- every run diverged: there is no loss to compare."]
+    best = min(ok, key=lambda k: ok[k]["summary"]["mean"])
+    lines = [f"- lowest final val loss: **{best}** ({fmt(ok[best]['summary']['mean'])})."]
+    for name, v in vs.items():
+        if name == best:
+            continue
+        if not v["summary"]["n"]:
+            lines.append(f"- {name}: every run diverged.")
+            continue
+        diff, se, real = compare(v["summary"], ok[best]["summary"])
+        verdict = "measurable (> 2 SE)" if real else "no measurable difference (≤ 2 SE)"
+        if not math.isfinite(se):
+            verdict = "one seed: no uncertainty estimate"
+        lines.append(f"- {name}: +{fmt(diff)} ± {fmt(se)} nats — {verdict}.")
+    return lines
+
+
+def write_report(exp: Experiment, results: dict, path: Path) -> None:
+    cols = ["variant", "params", "steps", "train s", "final val loss (mean ± std)", "diverged"]
+    cols += list(exp.table_metrics)
+    lines = [
+        f"## `{exp.name}`: {exp.question}",
+        "",
+        exp.notes,
+        "",
+        f"Budget: {budget_text(results)}; seeds: {results['seeds']}; "
+        f"data: {results['data']}; wall time of the whole experiment: "
+        f"{results['wall_time_s']:.0f} s.",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
+    for name, v in results["variants"].items():
+        s, runs = v["summary"], v["runs"]
+        row = [
+            name,
+            f"{v['params']:,}",
+            fmt(mean_of(runs, "steps"), 0),
+            fmt(mean_of(runs, "train_time_s"), 1),
+            f"{fmt(s['mean'])} ± {fmt(s['std'])}",
+            f"{s['n_failed']}/{s['n'] + s['n_failed']}",
+        ]
+        row += [fmt(mean_of(runs, k)) for k in exp.table_metrics]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Final val loss against the best variant (mean difference ± standard error):"]
+    lines += ranking_lines(results)
+    if results["answer"]:
+        lines += ["", "**Measured answer.**", "", *results["answer"]]
+    lines.append("")
+    text = "\n".join(lines)
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
