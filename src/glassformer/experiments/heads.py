@@ -42,7 +42,7 @@ EXPERIMENT = Experiment(
     question="what happens with fewer or more attention heads at the same width?",
     variants=[Variant("1 head" if h == 1 else f"{h} heads", {"model.n_head": h}) for h in HEADS],
     base=base_config,
-    default_budget=240.0,
+    default_budget=200.0,
     default_seeds=3,
     conclude=conclude,
     notes="Width 64, so head sizes are 64, 32, 16, 8; parameters are identical across variants.",

@@ -32,6 +32,18 @@ def conclude(results: dict) -> list[str]:
             f"any) {fmt(s['mean'])} ± {fmt(s['std'])}, generation loss "
             f"{fmt(g['mean'])} ± {fmt(g['std'])} nats."
         )
+    gaps = {
+        k: summarize([r["generation_loss"] - r["final_val_loss"] for r in v["runs"]])
+        for k, v in vs.items()
+        if all("generation_loss" in r for r in v["runs"])
+    }
+    if len(gaps) == 2:
+        lines.append(
+            f"- generation loss minus validation loss: causal {fmt(gaps['causal']['mean'])}, "
+            f"no mask {fmt(gaps['no mask']['mean'])} ± {fmt(gaps['no mask']['std'])} nats. "
+            "The gap of the unmasked model is what its validation loss owes to copying from "
+            "the future: at generation time there is no future to copy from."
+        )
     for k, v in vs.items():
         sample = v["runs"][0].get("sample")
         if sample is not None:
@@ -47,7 +59,7 @@ EXPERIMENT = Experiment(
         Variant("no mask", {"model.causal": False}),
     ],
     base=base_config,
-    default_budget=150.0,
+    default_budget=200.0,
     default_seeds=3,
     measure=measure,
     conclude=conclude,

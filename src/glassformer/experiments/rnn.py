@@ -125,7 +125,7 @@ EXPERIMENT = Experiment(
         Variant("lstm", {}, make_trainer=make_lstm_trainer),
     ],
     base=base_config,
-    default_budget=180.0,
+    default_budget=150.0,
     default_seeds=3,
     extra=step_times,
     conclude=conclude,

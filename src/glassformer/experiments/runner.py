@@ -51,7 +51,7 @@ class Experiment:
     base: Callable[[], RunConfig]
     default_budget: float  # seconds of training for the whole experiment
     default_seeds: int = 3
-    eval_interval: int = 25  # steps between evaluations (the resolution of the curves)
+    eval_interval: int = 50  # steps between evaluations (the resolution of the curves)
     on_eval: Callable | None = None  # (trainer) -> dict: extra numbers at each evaluation
     measure: Callable | None = None  # (trainer) -> dict: extra numbers after training
     extra: Callable | None = None  # (out_dir, budget_s) -> dict: a measurement of its own

@@ -58,7 +58,7 @@ EXPERIMENT = Experiment(
         Variant("unscaled", {"model.attn_scale": False}),
     ],
     base=base,
-    default_budget=180.0,
+    default_budget=150.0,
     default_seeds=3,
     on_eval=on_eval,
     measure=on_eval,

@@ -1,0 +1,95 @@
+"""Build docs/experiments.md from finished experiment folders (nothing typed by hand).
+
+    python -m glassformer.experiments.docs RESULTS_ROOT [--docs DOCS_DIR]
+
+RESULTS_ROOT holds one folder per experiment, as `glassformer experiment NAME --out
+RESULTS_ROOT/NAME` writes them. Each report.md goes into the page in the order of `NAMES`,
+each curves.png is copied to DOCS_DIR/experiments/NAME.png, and the command that reproduces
+the run is read back from its results.json.
+"""
+
+import argparse
+import json
+import platform
+import shutil
+from pathlib import Path
+
+import torch
+
+from glassformer.experiments import NAMES
+from glassformer.train.checkpoint import atomic_write
+
+INTRO = """# Experiments: the lecture's questions, measured
+
+Each section answers one question a transformer lecture asks by training the variants side
+by side: same data, same budget, several seeds each, through the project's own trainer (the
+loop `glassformer train` uses). Everything below — tables, numbers, plots and the sentences
+under "Measured answer" — was written by `glassformer experiment` and assembled by
+`python -m glassformer.experiments.docs`; nothing is typed in by hand.
+
+How to read the numbers:
+
+- *val loss* is the cross-entropy in nats per character on the held-out last 10% of the
+  corpus (Python's own documentation, embedded in every CPython), averaged over the seeds;
+  `±` is the standard deviation over seeds in tables, and the standard error of a difference
+  of means in the comparisons.
+- A difference is called *measurable* when it exceeds two standard errors; otherwise the
+  honest reading is "no measurable difference at this scale". With 2–3 seeds this is a rough
+  test: treat differences near the threshold as hints, not findings.
+- The models are tiny (about 0.1 M parameters, 2 layers, width 64, context 64, 1 CPU thread)
+  and the runs short (a few hundred steps), so these are answers about the *start* of
+  training a small model; several effects in the literature only appear at scale.
+- The documented runs use a **step budget** (`--steps N`: every run gets the same number of
+  optimizer steps) because the machine they ran on was shared with other work while they
+  ran, which makes wall-time budgets unfair between variants. The wall-time axis of each plot
+  is still measured, so the cost per step can be compared. Without `--steps` an experiment
+  runs under its default time budget and finishes within 5 minutes on 2 cores.
+
+"""
+
+
+def reproduce_command(results: dict) -> str:
+    budget = results["budget"]
+    flag = f"--steps {budget['steps']}" if "steps" in budget else f"--budget {budget['seconds']:g}"
+    cmd = f"glassformer experiment {results['experiment']} {flag} --seeds {results['seeds']}"
+    if results["data"] != "embedded Python documentation":
+        cmd += f" --data {results['data']}"
+    return cmd
+
+
+def build(root: Path, docs: Path) -> Path:
+    """Write docs/experiments.md and docs/experiments/NAME.png from `root`/NAME folders."""
+    sections, machine = [], f"{platform.machine()} Linux, torch {torch.__version__}"
+    (docs / "experiments").mkdir(parents=True, exist_ok=True)
+    for name in NAMES:
+        folder = root / name
+        if not (folder / "results.json").exists():
+            continue
+        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        shutil.copyfile(folder / "curves.png", docs / "experiments" / f"{name}.png")
+        report = (folder / "report.md").read_text(encoding="utf-8").rstrip()
+        sections.append(
+            f"{report}\n\n![{name}: val loss against wall time and steps]"
+            f"(experiments/{name}.png)\n\nReproduce:\n\n```sh\n"
+            f"{reproduce_command(results)}\n```\n"
+        )
+    missing = [n for n in NAMES if not (root / n / "results.json").exists()]
+    text = INTRO + f"Measured on: {machine}.\n\n"
+    if missing:
+        text += f"Not run for this page: {', '.join(missing)}.\n\n"
+    text += "\n".join(sections)
+    path = docs / "experiments.md"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="folder with one subfolder per experiment")
+    parser.add_argument("--docs", type=Path, default=Path("docs"), help="the docs folder")
+    args = parser.parse_args(argv)
+    print(f"wrote {build(args.root, args.docs)}")
+
+
+if __name__ == "__main__":
+    main()

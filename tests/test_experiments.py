@@ -1,0 +1,182 @@
+"""Ablation experiments: each one end to end with a tiny budget, the probes they rely on,
+and the CLI's answers to mistakes."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from glassformer.cli import main
+from glassformer.experiments import NAMES, get_experiment
+from glassformer.experiments.probes import attention_stats, prefix_loss
+from glassformer.experiments.runner import (
+    Experiment,
+    Variant,
+    base_config,
+    compare,
+    run_experiment,
+    summarize,
+)
+from glassformer.models.config import GPTConfig
+from glassformer.models.gpt import GPT
+from glassformer.nn.norm import make_norm
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_experiment_end_to_end(name, tmp_path, small_corpus, capsys):
+    out = tmp_path / name
+    argv = ["experiment", name, "--steps", "2", "--seeds", "1", "--data", str(small_corpus)]
+    assert main([*argv, "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text(), parse_constant=pytest.fail)
+    exp = get_experiment(name)
+    assert list(results["variants"]) == [v.name for v in exp.variants]
+    for v in results["variants"].values():
+        (run,) = v["runs"]
+        assert run["steps"] == 2 and run["curve"][-1]["step"] == 2
+        assert run["diverged"] or math.isfinite(run["final_val_loss"])
+    assert results["budget"] == {"steps": 2} and results["threads"] == 1
+    assert results["answer"], "every experiment states a measured answer"
+    report = (out / "report.md").read_text()
+    assert "Measured answer" in report and report in capsys.readouterr().out
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_time_budget_is_shared_by_the_runs(tmp_path, small_corpus):
+    exp = get_experiment("mask")
+    results = run_experiment(exp, tmp_path, budget=2.0, seeds=1, data=str(small_corpus))
+    assert results["budget"] == {"seconds": 2.0}
+    for v in results["variants"].values():
+        (run,) = v["runs"]  # each run trains for 1 s: it stops within one step of that
+        per_step = run["train_time_s"] / run["steps"]
+        assert 1.0 <= run["train_time_s"] <= 1.0 + per_step + 0.5
+
+
+def test_divergence_is_recorded_not_raised(tmp_path, small_corpus):
+    exp = Experiment(
+        name="blowup",
+        question="does lr 1e6 without clipping diverge?",
+        variants=[Variant("huge lr", {"train.lr": 1e6, "train.grad_clip": 0.0})],
+        base=base_config,
+        default_budget=10.0,
+        expect_divergence=True,
+    )
+    run_experiment(exp, tmp_path, steps=10, seeds=1, data=str(small_corpus))
+    results = json.loads((tmp_path / "results.json").read_text())  # NaN is written as null
+    (run,) = results["variants"]["huge lr"]["runs"]
+    assert "diverged" in run["diverged"] and run["final_val_loss"] is None
+    assert results["variants"]["huge lr"]["summary"]["n_failed"] == 1
+    assert "every run diverged" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["experiment", "depth"], "choose one of: heads, positions, scaling, norm, mask"),
+        (["experiment", "heads", "--budget", "soon"], "--budget must be a number of seconds"),
+        (["experiment", "heads", "--budget", "0"], "at least 1"),
+        (["experiment", "heads", "--budget", "nan"], "--budget must be"),
+        (["experiment", "heads", "--steps", "-5"], "--steps must be a whole number"),
+        (["experiment", "heads", "--seeds", "0"], "--seeds must be a whole number"),
+        (["experiment", "heads", "--budget", "5", "--steps", "5"], "not both"),
+        (["experiment", "heads", "--data", "no/such.txt"], "does not exist"),
+    ],
+)
+def test_mistakes_exit_2_and_write_nothing(argv, match, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_norm_none_is_the_identity():
+    x = torch.randn(2, 3, 8)
+    assert torch.equal(make_norm("none", 8)(x), x)
+    cfg = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)
+    with_norm, without = GPT(GPTConfig(**cfg)), GPT(GPTConfig(**cfg, norm="none"))
+    n_norms = 2 * 2 + 1  # two per block and the final one, weight and bias of 8 each
+    assert with_norm.num_params() - without.num_params() == n_norms * 16
+    with pytest.raises(ValueError, match="none"):
+        GPTConfig(**cfg, norm="batchnorm")
+
+
+def _model(**overrides) -> GPT:
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=13, block_size=16, n_layer=2, n_head=2, n_embd=16)
+    return GPT(GPTConfig(**{**cfg, **overrides})).eval()
+
+
+def test_prefix_loss_of_a_causal_model_is_its_per_position_loss():
+    model = _model()
+    x = torch.randint(13, (4, 17))
+    x, y = x[:, :-1], x[:, 1:]  # (4, 16) each
+    logits, _ = model(x)
+    per_pos = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2), y, reduction="none"
+    )  # (4, 16)
+    lengths = [3, 9, 16]
+    expected = sum(per_pos[:, L - 1].mean().item() for L in lengths) / len(lengths)
+    assert prefix_loss(model, x, y, lengths) == pytest.approx(expected, rel=1e-5)
+    leaky = _model(causal=False)  # it sees the future in a full window: the numbers differ
+    full, _ = leaky(x)
+    per_pos = torch.nn.functional.cross_entropy(full.transpose(1, 2), y, reduction="none")
+    assert abs(prefix_loss(leaky, x, y, [9]) - per_pos[:, 8].mean().item()) > 1e-5
+
+
+def test_shuffling_the_prefix_is_invisible_without_positions():
+    """Without positions, attention is a weighted sum that ignores order: a non-causal model,
+    or a one-layer causal one, gives the same prediction after a shuffled prefix."""
+    x = torch.randint(13, (8, 17))
+    x, y = x[:, :-1], x[:, 1:]
+    for model in (_model(pos_emb="none", causal=False), _model(pos_emb="none", n_layer=1)):
+        normal = prefix_loss(model, x, y, [16])
+        shuffled = prefix_loss(model, x, y, [16], shuffle=torch.Generator().manual_seed(1))
+        assert shuffled == pytest.approx(normal, abs=1e-5)
+    model = _model(pos_emb="learned")
+    shuffled = prefix_loss(model, x, y, [16], shuffle=torch.Generator().manual_seed(1))
+    assert shuffled != pytest.approx(prefix_loss(model, x, y, [16]), abs=1e-5)
+
+
+def test_attention_stats_of_uniform_attention(small_corpus, tmp_path):
+    from glassformer.train.trainer import Trainer
+
+    cfg = base_config()
+    cfg.data.path = str(small_corpus)
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    with torch.no_grad():
+        for block in trainer.model.blocks:  # q = k = 0: every score is 0, attention uniform
+            block.attn.qkv.weight.zero_()
+    stats = attention_stats(trainer)
+    assert stats["attn_entropy"] == pytest.approx(stats["attn_entropy_uniform"], rel=1e-4)
+    expected = sum(math.log(t) for t in range(2, 65)) / 63  # rows 1..63 see 2..64 keys
+    assert stats["attn_entropy_uniform"] == pytest.approx(expected, rel=1e-6)
+    assert stats["attn_saturated"] == 0.0
+
+
+def test_summary_and_comparison():
+    s = summarize([1.0, 2.0, 3.0, float("nan")])
+    assert (s["n"], s["n_failed"], s["mean"], s["std"]) == (3, 1, 2.0, 1.0)
+    assert s["sem"] == pytest.approx(1 / math.sqrt(3))
+    far = summarize([5.0, 5.1, 4.9])
+    diff, se, real = compare(far, s)
+    assert diff == pytest.approx(3.0) and real
+    assert not compare(summarize([2.05, 1.9, 2.1]), s)[2]
+    assert not compare(summarize([9.0]), summarize([1.0]))[2]  # one seed: no verdict
+
+
+def test_equal_parameter_counts():
+    from glassformer.experiments.rnn import lstm_config
+    from glassformer.models.lstm import LSTMLanguageModel
+
+    cfg = base_config()
+    cfg.model.vocab_size = 96
+    counts = {}
+    for act in ("relu", "gelu", "swiglu"):
+        cfg.model.activation = act
+        counts[act] = GPT(cfg.model).num_params()
+    assert counts["relu"] == counts["gelu"]
+    assert abs(counts["swiglu"] - counts["relu"]) / counts["relu"] < 0.02
+    cfg.model.activation = "gelu"
+    gpt, lstm = GPT(cfg.model).num_params(), LSTMLanguageModel(lstm_config(cfg)).num_params()
+    assert gpt <= lstm < 1.1 * gpt
