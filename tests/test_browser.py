@@ -108,3 +108,12 @@ def test_sentence_view_renders(browser, tmp_path):
     args = ["inspect", "embeddings", "--sentences", "--out", str(out)]
     assert main(args + [a for s in sentences for a in ("--text", s)]) == 0
     open_page(browser, out, ["#similarity td", "#pca circle"], tmp_path / "sentences.png")
+
+
+def test_cross_attention_page_renders(browser, tmp_path):
+    from test_inspect import seq2seq_view  # tests/ is on sys.path under pytest
+
+    from glassformer.inspect.render_html import write_html
+
+    out = write_html(seq2seq_view(), tmp_path / "cross.html")
+    open_page(browser, out, ["#map-select option", "#heatmap td"], tmp_path / "cross.png")

@@ -229,3 +229,39 @@ def test_walkthrough_names_only_files_that_exist():
     missing = [p for p in paths if not (root / "src" / "glassformer" / p).exists()]
     assert not missing, missing
     assert (root / "benchmarks" / "hook_overhead.py").exists()
+
+
+def tiny_seq2seq():
+    seq2seq = pytest.importorskip("glassformer.models.seq2seq")
+    torch.manual_seed(0)
+    cfg = seq2seq.Seq2SeqConfig(
+        vocab_size=20, block_size=16, n_layer=1, n_dec_layer=1, n_head=2, n_embd=16
+    )
+    return seq2seq.Seq2Seq(cfg).eval()
+
+
+def seq2seq_view():
+    from glassformer.inspect.attention import seq2seq_attention_view
+
+    src, tgt = [5, 6, 7, 8, 2], [1, 9, 10]
+    return seq2seq_attention_view(
+        tiny_seq2seq(), src, tgt, ["le", "chat", "est", "noir", "</s>"], ["<s>", "the", "cat"]
+    )
+
+
+def test_seq2seq_attention_view_has_cross_attention():
+    view = seq2seq_view()
+    kinds = {m["name"]: (m["attention"], len(m["queries"]), len(m["keys"])) for m in view["maps"]}
+    assert kinds["enc_blocks.0.attn.pattern"] == ("self", 5, 5)
+    assert kinds["dec_blocks.0.attn.pattern"] == ("self", 3, 3)
+    assert kinds["dec_blocks.0.cross.pattern"] == ("cross", 3, 5)
+    cross = torch.tensor(next(m for m in view["maps"] if m["attention"] == "cross")["heads"])
+    assert cross.shape == (2, 3, 5)
+    torch.testing.assert_close(cross.sum(-1), torch.ones(2, 3), atol=1e-3, rtol=0)
+
+
+def test_seq2seq_attention_png(tmp_path):
+    from glassformer.inspect.render_png import write_png
+
+    out = write_png(seq2seq_view(), tmp_path / "cross.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"

@@ -2,8 +2,9 @@
 
     pattern[h, i, j] = softmax_j(q_i . k_j / sqrt(hs) + mask[i, j])      rows sum to 1
 
-`attention_view` runs the model once, caching every ``*.pattern`` hook point (self-attention,
-and cross-attention in an encoder-decoder), and returns plain data the renderers draw:
+`attention_view` (decoder-only) and `seq2seq_attention_view` (encoder self-attention, decoder
+self-attention and cross-attention, where target positions query the source) run the model
+once, caching every ``*.pattern`` hook point, and return plain data the renderers draw:
 
     {"kind": "attention", "tokens": [...], "maps": [{"name": "blocks.0.attn.pattern",
      "queries": [...], "keys": [...], "heads": [[[p, ...], ...], ...]}, ...]}
@@ -53,5 +54,46 @@ def attention_view(
         "text": text,
         "tokens": labels,
         "ids": ids,
+        "maps": maps,
+    }
+
+
+@torch.no_grad()
+def seq2seq_attention_view(
+    model, src_ids: list[int], tgt_ids: list[int], src_labels: list[str], tgt_labels: list[str]
+) -> dict:
+    """Every attention pattern of an encoder-decoder on one (source, target) pair.
+
+    Encoder maps are source x source, decoder self-attention target x target, and
+    cross-attention target (queries) x source (keys): which source tokens each target token
+    reads while it is being produced.
+    """
+    device = next(model.parameters()).device
+    src = torch.tensor([src_ids], device=device)  # (1, S)
+    tgt = torch.tensor([tgt_ids], device=device)  # (1, T)
+    names = _pattern_names(model)
+    _, cache = run_with_cache(model, src, tgt, names=names)
+    maps = []
+    for name in names:
+        pattern = cache[name][0]  # (nh, Tq, Tk)
+        cross = "cross" in name  # decoder queries, encoder keys
+        encoder = name.startswith("enc")
+        queries = src_labels if encoder else tgt_labels
+        maps.append(
+            {
+                "name": name,
+                "layer": int(name.split(".")[-3]),
+                "attention": "cross" if cross else "self",
+                "queries": queries,
+                "keys": src_labels if (encoder or cross) else tgt_labels,
+                "head_ids": list(range(pattern.size(0))),
+                "heads": [rounded(p) for p in pattern],
+            }
+        )
+    return {
+        "kind": "attention",
+        "title": "Attention patterns (encoder, decoder, cross-attention)",
+        "text": " ".join(src_labels) + "  ->  " + " ".join(tgt_labels),
+        "tokens": tgt_labels,
         "maps": maps,
     }

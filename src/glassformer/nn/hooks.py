@@ -61,9 +61,17 @@ class HookPoint(nn.Module):
 
 
 def name_hook_points(model: nn.Module) -> dict[str, HookPoint]:
-    """Give every HookPoint in `model` its dotted module name and return them by name."""
+    """Give every HookPoint in `model` its dotted module name and return them by name.
+
+    Each HookPoint is also put in its parent's instance dict, so `self.hook_x` is a plain
+    attribute read instead of a call to nn.Module.__getattr__ (which costs more than the
+    hook point itself; assigning a new module to the name still replaces it, as usual).
+    """
     points = {}
     for name, module in model.named_modules():
+        for child_name, child in module._modules.items():
+            if isinstance(child, HookPoint):
+                module.__dict__[child_name] = child
         if isinstance(module, HookPoint):
             module.name = name
             points[name] = module
