@@ -81,6 +81,14 @@ def attend(
         Tq, Tk = q.size(-2), k.size(-2)
         mask = mask & torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(Tk - Tq)
         causal = False
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        # the CPU's bf16 fused kernel is up to 4x slower than its fp32 one at small head sizes
+        # and never faster (measured, docs/performance.md): attend in fp32, return bf16
+        with torch.autocast("cpu", enabled=False):
+            z = F.scaled_dot_product_attention(
+                q.float(), k.float(), v.float(), mask, dropout, causal, scale=scale
+            )
+        return z.to(q.dtype)  # (B, nh, Tq, hs)
     return F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout, scale=scale
     )  # (B, nh, Tq, hs)

@@ -77,7 +77,7 @@ def _speedrun_cpu() -> RunConfig:
         ),
         train=TrainConfig(
             batch_size=32,
-            max_steps=600,
+            max_steps=200,
             optimizer="muon",
             lr=3e-3,
             muon_lr=0.03,
@@ -87,7 +87,7 @@ def _speedrun_cpu() -> RunConfig:
             decay_frac=0.4,
             weight_decay=0.0,
             grad_clip=0.0,
-            eval_interval=50,
+            eval_interval=25,
             eval_iters=20,
         ),
         data=DataConfig(tokenizer="char"),
