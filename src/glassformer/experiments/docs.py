@@ -10,6 +10,7 @@ the run is read back from its results.json.
 
 import argparse
 import json
+import os
 import platform
 import shutil
 from pathlib import Path
@@ -45,6 +46,15 @@ How to read the numbers:
   is still measured, so the cost per step can be compared. Without `--steps` an experiment
   runs under its default time budget and finishes within 5 minutes on 2 cores.
 
+Run one yourself (it writes `experiments/NAME/curves.png`, `results.json`, `report.md`):
+
+```sh
+glassformer experiment heads                    # default time budget and seeds
+glassformer experiment heads --steps 400        # every run exactly 400 steps
+glassformer experiment positions --seeds 5 --data path/to/tinyshakespeare.txt
+python -m glassformer.experiments.docs experiments   # rebuild this page from the folders
+```
+
 """
 
 
@@ -57,9 +67,35 @@ def reproduce_command(results: dict) -> str:
     return cmd
 
 
+def machine() -> str:
+    """`Intel(R) Xeon(R) ... (2 cores), torch 2.x`: the CPU the page was measured on."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
+    cpu = names[0] if names else platform.processor() or platform.machine()
+    return f"{cpu} ({os.cpu_count()} cores), torch {torch.__version__}"
+
+
+def experiment_table() -> str:
+    """The experiments with their default budgets, read from their definitions."""
+    from glassformer.experiments import get_experiment
+
+    rows = [
+        "| experiment | question | default budget | seeds | variants |",
+        "|---|---|---|---|---|",
+    ]
+    for name in NAMES:
+        exp = get_experiment(name)
+        rows.append(
+            f"| `{name}` | {exp.question} | {exp.default_budget:g} s | {exp.default_seeds} "
+            f"| {len(exp.variants)} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def build(root: Path, docs: Path) -> Path:
     """Write docs/experiments.md and docs/experiments/NAME.png from `root`/NAME folders."""
-    sections, machine = [], f"{platform.machine()} Linux, torch {torch.__version__}"
+    sections = []
     (docs / "experiments").mkdir(parents=True, exist_ok=True)
     for name in NAMES:
         folder = root / name
@@ -74,7 +110,7 @@ def build(root: Path, docs: Path) -> Path:
             f"{reproduce_command(results)}\n```\n"
         )
     missing = [n for n in NAMES if not (root / n / "results.json").exists()]
-    text = INTRO + f"Measured on: {machine}.\n\n"
+    text = INTRO + experiment_table() + f"\nMeasured on: {machine()}.\n\n"
     if missing:
         text += f"Not run for this page: {', '.join(missing)}.\n\n"
     text += "\n".join(sections)
