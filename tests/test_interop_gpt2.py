@@ -146,3 +146,31 @@ def test_export_refuses_non_gpt2_shapes(tmp_path):
     with pytest.raises(UserError, match="model.norm='layernorm'"):
         to_hf(model, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_cli_runs_a_hugging_face_gpt2_folder(tmp_path, capsys):
+    """A GPT-2 folder as released (weights + vocab.json + merges.txt) works with `generate`:
+    greedy decoding gives the same continuation as Hugging Face's own generate()."""
+    from glassformer.cli import main
+    from glassformer.tokenizers.formats import bytes_to_unicode
+
+    vocab = {ch: i for i, ch in enumerate(bytes_to_unicode().values())}
+    vocab["<|endoftext|>"] = 256
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    hf = _hf_model((2, 2, 32, 257, 64, None))
+    hf.save_pretrained(tmp_path)
+    prompt = "Hello"
+    ids = torch.tensor([[vocab[c] for c in prompt]])
+    with torch.no_grad():
+        expected = hf.generate(
+            ids, max_new_tokens=8, do_sample=False, pad_token_id=256, eos_token_id=None
+        )[0, 5:].tolist()
+    if 256 in expected:
+        expected = expected[: expected.index(256)]
+    argv = ["generate", "--model", str(tmp_path), "--prompt", prompt, "--temperature", "0"]
+    assert main([*argv, "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    inverse = {i: b for b, i in ((bytes([b]), vocab[c]) for b, c in bytes_to_unicode().items())}
+    want = (prompt.encode() + b"".join(inverse[i] for i in expected)).decode("utf-8", "replace")
+    assert out.rstrip("\n") == want

@@ -15,6 +15,7 @@ with W stored (out, in), hence the transposes. GPT-2's activation `gelu_new` is 
 tanh approximation (`gelu_tanh` here); its LayerNorm eps is `layer_norm_epsilon` (1e-5).
 """
 
+import json
 from pathlib import Path
 
 import torch
@@ -164,3 +165,31 @@ def gpt2_to_hf(model: GPT) -> tuple[dict, dict[str, torch.Tensor]]:
             out[f"transformer.h.{i}.{hf_name}.weight"] = sd[f"{ours}.weight"].t()
             out[f"transformer.h.{i}.{hf_name}.bias"] = sd[f"{ours}.bias"]
     return hf, out
+
+
+def is_hf_folder(path: Path) -> bool:
+    """True for a folder whose config.json names a Hugging Face `model_type`."""
+    try:
+        return "model_type" in json.loads((Path(path) / "config.json").read_text("utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def load_gpt2_folder(path: str | Path):
+    """`model, tokenizer` from a Hugging Face GPT-2 folder: weights + vocab.json/merges.txt.
+
+    This is what lets `glassformer generate --model PATH` run real GPT-2 weights.
+    """
+    from glassformer.interop.convert import from_hf
+    from glassformer.tokenizers.formats import load_gpt2_files
+
+    path = Path(path)
+    model = from_hf(path)
+    if not isinstance(model, GPT):
+        raise UserError(f"{path} is not a GPT-2 folder; glassformer generate needs a GPT")
+    if not (path / "vocab.json").is_file() or not (path / "merges.txt").is_file():
+        raise UserError(
+            f"{path} has no vocab.json and merges.txt; copy GPT-2's tokenizer files beside "
+            "its config.json"
+        )
+    return model, load_gpt2_files(path / "vocab.json", path / "merges.txt")

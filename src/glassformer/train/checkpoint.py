@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from glassformer.errors import UserError
 from glassformer.models.gpt import GPT
+from glassformer.models.lstm import LSTMConfig
 from glassformer.train.config import RunConfig
 
 FORMAT_VERSION = 1
@@ -60,7 +61,8 @@ def save_model(out_dir: Path, model: GPT, config: RunConfig, tokenizer) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = stored_weights(model)
     atomic_write(out_dir / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
-    meta = {"format_version": FORMAT_VERSION, "family": "gpt", **config.to_dict()}
+    family = "lstm" if isinstance(config.model, LSTMConfig) else "gpt"
+    meta = {"format_version": FORMAT_VERSION, "family": family, **config.to_dict()}
     atomic_write_text(out_dir / "config.json", json.dumps(meta, indent=2) + "\n")
     tokenizer.save(out_dir / "tokenizer.model")
     atomic_write_text(out_dir / "README.md", _model_card(model, config))
@@ -68,6 +70,13 @@ def save_model(out_dir: Path, model: GPT, config: RunConfig, tokenizer) -> None:
 
 def _model_card(model: GPT, config: RunConfig) -> str:
     m = config.model
+    if isinstance(m, LSTMConfig):
+        return (
+            "# glassformer LSTM language model (the baseline of "
+            "benchmarks/transformer_vs_lstm.py)\n\n"
+            f"- {model.num_params() / 1e6:.2f}M parameters: {m.n_layer} LSTM layers, "
+            f"width {m.n_embd}, vocabulary {m.vocab_size}\n"
+        )
     return (
         "# glassformer GPT checkpoint\n\n"
         f"- {model.num_params() / 1e6:.2f}M parameters: {m.n_layer} layers, {m.n_head} heads, "
@@ -146,9 +155,13 @@ def load_weights(model: torch.nn.Module, file: Path) -> None:
 
 def load(path: str | Path, device: str | torch.device = "cpu"):
     """`model, tokenizer = glassformer.load(DIR)`: a checkpoint folder, in eval mode."""
+    from glassformer.interop.gpt2 import is_hf_folder, load_gpt2_folder
     from glassformer.tokenizers import load_tokenizer
 
     path = Path(path)
+    if is_hf_folder(path):  # a Hugging Face GPT-2 folder, e.g. the released gpt2 weights
+        model, tokenizer = load_gpt2_folder(path)
+        return model.to(device).eval(), tokenizer
     config = read_config(path)
     model = GPT(config.model)
     load_weights(model, path / "model.safetensors")

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from glassformer.errors import UserError
 from glassformer.models.gpt import GPT
+from glassformer.models.lstm import LSTMConfig, LSTMLanguageModel
 from glassformer.train import checkpoint as ckpt
 from glassformer.train.config import RunConfig
 from glassformer.train.corpus import read_corpus
@@ -129,7 +130,8 @@ class Trainer:
         self.val_bytes_per_token = len(text[len(text) - n_val :].encode("utf-8")) / len(val_ids)
 
         torch.manual_seed(cfg.train.seed)
-        self.model = GPT(cfg.model).to(self.device)
+        model_class = LSTMLanguageModel if isinstance(cfg.model, LSTMConfig) else GPT
+        self.model = model_class(cfg.model).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg.train, self.device)
         self.data_gen = torch.Generator().manual_seed(cfg.train.seed)
         self.step, self.elapsed = 0, 0.0
