@@ -180,3 +180,17 @@ def test_equal_parameter_counts():
     cfg.model.activation = "gelu"
     gpt, lstm = GPT(cfg.model).num_params(), LSTMLanguageModel(lstm_config(cfg)).num_params()
     assert gpt <= lstm < 1.1 * gpt
+
+
+def test_docs_page_is_built_from_the_result_folders(tmp_path, small_corpus):
+    from glassformer.experiments.docs import build
+
+    out = tmp_path / "runs" / "mask"
+    run_experiment(get_experiment("mask"), out, steps=2, seeds=1, data=str(small_corpus))
+    page = build(tmp_path / "runs", tmp_path / "docs").read_text()
+    report = (tmp_path / "runs" / "mask" / "report.md").read_text().rstrip()
+    assert report in page
+    assert f"glassformer experiment mask --steps 2 --seeds 1 --data {small_corpus}\n" in page
+    assert "Not run for this page: heads, positions, scaling, norm, activation, rnn." in page
+    png = (tmp_path / "docs" / "experiments" / "mask.png").read_bytes()
+    assert png == (tmp_path / "runs" / "mask" / "curves.png").read_bytes()
