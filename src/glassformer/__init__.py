@@ -4,9 +4,11 @@
 >>> model, tokenizer = glassformer.load("runs/default")   # doctest: +SKIP
 """
 
+from glassformer import generate  # callable: glassformer.generate(model, tokenizer, prompt)
+from glassformer.generate import stream
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
 from glassformer.train.checkpoint import load
 
-__all__ = ["GPT", "GPTConfig", "load"]
+__all__ = ["GPT", "GPTConfig", "generate", "load", "stream"]
 __version__ = "0.1.0"

@@ -4,10 +4,12 @@ Every step, each running beam proposes every token; a candidate's score is its b
 log-probability plus log p(token). Of all num_beams x V candidates the best 2 x num_beams are
 looked at (so that enough remain when some of them end):
 
-    candidate ends (a stop id, or the last step)  ->  a finished hypothesis, if it ranks in the
-                                                      top num_beams; its final score is
-                                                      sum_logprob / generated_length ** length_penalty
-    otherwise                                     ->  the best num_beams become the next beams
+    candidate ends (a stop id, or the last step) -> a finished hypothesis if it ranks in the
+                                                    top num_beams, with the final score
+                                                    sum_logprob / length ** length_penalty
+    otherwise                                    -> the best num_beams become the next beams
+
+(length = number of generated tokens, the stop id included.)
 
 The search keeps the num_beams best finished hypotheses and returns them best first (the
 n-best list). It ends at max_new_tokens, or earlier per `early_stopping`:
@@ -108,8 +110,6 @@ def beam_search(
     for i in range(opts.num_return_sequences):
         length = int(done_len[i])
         out.append(
-            Hypothesis(
-                done_ids[i, : T0 + length], float(done_score[i]), float(done_sum[i]), length
-            )
+            Hypothesis(done_ids[i, : T0 + length], float(done_score[i]), float(done_sum[i]), length)
         )
     return out

@@ -61,7 +61,7 @@ def decode(
     """Yield the new ids (B, 1) one step at a time (greedy or sampling), appending to `ctx`."""
     done = torch.zeros(ctx.batch, 1, dtype=torch.bool, device=ctx.ids.device)
     stops = torch.tensor(opts.stop_ids, dtype=torch.long, device=ctx.ids.device)
-    for step in range(opts.max_new_tokens):
+    for _ in range(opts.max_new_tokens):
         nxt = choose(ctx.logits(), ctx.ids, opts, generator)  # (B, 1)
         if len(stops):
             last = ctx.ids[:, -1:]

@@ -1,0 +1,58 @@
+"""Contrastive search (Su et al. 2022): likely tokens that do not repeat what was said.
+
+Greedy decoding of a small model falls into loops. Contrastive search looks at the top_k most
+likely next tokens and, for each candidate v, runs the model one step to get its hidden state
+h_v (the last layer, after the final norm). A candidate that would make the model's state look
+like an earlier one is penalised:
+
+    score(v) = (1 - alpha) * p(v | context)  -  alpha * max_j cos(h_v, h_j)
+
+where h_j are the hidden states of every token so far (prompt included). alpha = 0 is greedy;
+alpha = penalty_alpha (0.6 is the paper's choice) trades likelihood for novelty. The top_k
+candidates run as one batch of k rows that share the cached prefix.
+"""
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from glassformer.generate.context import Context
+from glassformer.generate.options import GenerationOptions
+from glassformer.generate.processors import repetition_penalty
+
+
+def degeneration_penalty(candidates: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """max_j cos(candidates[i], context[j]) for candidates (k, C), context (T, C) -> (k,)."""
+    sims = F.normalize(candidates, dim=-1) @ F.normalize(context, dim=-1).T  # (k, T)
+    return sims.max(dim=-1).values
+
+
+@torch.no_grad()
+def contrastive_search(
+    model: torch.nn.Module, idx: torch.Tensor, opts: GenerationOptions
+) -> Iterator[torch.Tensor]:
+    """Yield the new ids (1, 1) one step at a time for one prompt `idx` (1, T)."""
+    k, alpha = opts.top_k, opts.penalty_alpha
+    ctx = Context(model, idx, use_cache=opts.use_cache)
+    ctx.keep_hidden = True
+    logits = ctx.logits()  # (1, V)
+    history = ctx.hidden[0]  # (T, C): hidden state of every token so far
+    stops = set(opts.stop_ids)
+    for _ in range(opts.max_new_tokens):
+        logits = repetition_penalty(logits.float(), ctx.ids, opts.repetition_penalty)
+        probs = torch.softmax(logits, dim=-1)[0]  # (V,)
+        top_p, top_ids = torch.topk(probs, min(k, probs.numel()))  # (k,)
+        ctx.reorder(torch.zeros(len(top_ids), dtype=torch.long, device=idx.device))
+        ctx.append(top_ids[:, None])  # each row tries one candidate
+        cand_logits = ctx.logits()  # (k, V)
+        cand_hidden = ctx.hidden[:, -1]  # (k, C)
+        score = (1 - alpha) * top_p - alpha * degeneration_penalty(cand_hidden, history)
+        best = int(score.argmax())
+        ctx.reorder(torch.tensor([best], device=idx.device))
+        history = torch.cat((history, cand_hidden[best : best + 1]))
+        logits = cand_logits[best : best + 1]
+        token = top_ids[best : best + 1, None]  # (1, 1)
+        yield token
+        if int(token) in stops:
+            return
