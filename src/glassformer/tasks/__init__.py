@@ -8,6 +8,7 @@ Each trains in a few minutes on 2 CPU cores with its defaults, reports held-out 
 writes a checkpoint folder (`tasks/checkpoint.py`). Measured results: docs/families.md.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from glassformer.tasks.loop import LoopSettings
 @dataclass(frozen=True)
 class Task:
     settings: type
-    train: object
+    train: Callable[..., dict]
     summary: str
 
 

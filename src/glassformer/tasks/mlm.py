@@ -40,7 +40,7 @@ def mask_tokens(
 
 @dataclass
 class MLMTask:
-    max_steps: int = 3000
+    max_steps: int = 1500
     batch_size: int = 32
     block_size: int = 128
     n_embd: int = 128
