@@ -15,6 +15,7 @@ from glassformer.experiments.runner import (
     Variant,
     base_config,
     compare,
+    refresh,
     run_experiment,
     summarize,
 )
@@ -154,15 +155,24 @@ def test_attention_stats_of_uniform_attention(small_corpus, tmp_path):
     assert stats["attn_saturated"] == 0.0
 
 
+def _variant(*losses: float) -> dict:
+    return {"runs": [{"seed": i, "final_val_loss": v} for i, v in enumerate(losses)]}
+
+
 def test_summary_and_comparison():
     s = summarize([1.0, 2.0, 3.0, float("nan")])
     assert (s["n"], s["n_failed"], s["mean"], s["std"]) == (3, 1, 2.0, 1.0)
     assert s["sem"] == pytest.approx(1 / math.sqrt(3))
-    far = summarize([5.0, 5.1, 4.9])
-    diff, se, real = compare(far, s)
-    assert diff == pytest.approx(3.0) and real
-    assert not compare(summarize([2.05, 1.9, 2.1]), s)[2]
-    assert not compare(summarize([9.0]), summarize([1.0]))[2]  # one seed: no verdict
+    # seeds share their batches: a variant 0.1 better on every seed is measurably better,
+    # although the spread between seeds (0.5) is larger than the difference
+    diff, se, real = compare(_variant(2.0, 2.5, 3.0), _variant(2.1, 2.6, 3.1))
+    assert diff == pytest.approx(-0.1) and se == pytest.approx(0.0, abs=1e-12) and real
+    diff, se, real = compare(_variant(2.0, 2.5, 3.0), _variant(2.1, 2.4, 3.1))
+    assert diff == pytest.approx(-1 / 30) and not real
+    # a diverged run: unpaired comparison of what finished
+    diff, se, real = compare(_variant(2.0, 2.5, 3.0), _variant(2.1, None, 3.1))
+    assert diff == pytest.approx(-0.1) and se == pytest.approx(math.sqrt(0.25 / 3 + 0.25))
+    assert not compare(_variant(9.0), _variant(1.0))[2]  # one seed: no verdict
 
 
 def test_equal_parameter_counts():
@@ -192,5 +202,7 @@ def test_docs_page_is_built_from_the_result_folders(tmp_path, small_corpus):
     assert report in page
     assert f"glassformer experiment mask --steps 2 --seeds 1 --data {small_corpus}\n" in page
     assert "Not run for this page: heads, positions, scaling, norm, activation, rnn." in page
+    refresh(out)  # re-rendering from results.json reproduces the report exactly
+    assert (out / "report.md").read_text().rstrip() == report
     png = (tmp_path / "docs" / "experiments" / "mask.png").read_bytes()
     assert png == (tmp_path / "runs" / "mask" / "curves.png").read_bytes()

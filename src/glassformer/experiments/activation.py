@@ -21,7 +21,7 @@ def conclude(results: dict) -> list[str]:
         + f" (largest difference {100 * spread:.1f}%)."
     ]
     for a, b in (("gelu", "relu"), ("swiglu", "relu"), ("swiglu", "gelu")):
-        diff, se, real = compare(vs[a]["summary"], vs[b]["summary"])
+        diff, se, real = compare(vs[a], vs[b])
         lines.append(
             f"- {a} minus {b}: {fmt(diff)} ± {fmt(se)} nats "
             f"({'measurable' if real else 'within noise'})."

@@ -123,7 +123,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="folder with one subfolder per experiment")
     parser.add_argument("--docs", type=Path, default=Path("docs"), help="the docs folder")
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="first rewrite each report and plot from its results.json with the current code",
+    )
     args = parser.parse_args(argv)
+    if args.refresh:
+        from glassformer.experiments.runner import refresh
+
+        for name in NAMES:
+            if (args.root / name / "results.json").exists():
+                refresh(args.root / name)
     print(f"wrote {build(args.root, args.docs)}")
 
 

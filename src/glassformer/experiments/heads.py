@@ -14,10 +14,10 @@ HEADS = (1, 2, 4, 8)
 
 def conclude(results: dict) -> list[str]:
     vs = results["variants"]
-    one, best = vs["1 head"]["summary"], None
+    one, best = vs["1 head"], None
     lines = []
     for h in HEADS[1:]:
-        s = vs[f"{h} heads"]["summary"]
+        s = vs[f"{h} heads"]
         diff, se, real = compare(one, s)
         if real and diff > 0:
             best = h

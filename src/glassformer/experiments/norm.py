@@ -43,7 +43,7 @@ def conclude(results: dict) -> list[str]:
                 s = vs[name(kind, depth, lr)]["summary"]
                 failed = f", {s['n_failed']} diverged" if s["n_failed"] else ""
                 cells.append(f"{kind} {fmt(s['mean'])} ± {fmt(s['std'])}{failed}")
-            pre, post = (vs[name(k, depth, lr)]["summary"] for k in ("pre", "post"))
+            pre, post = (vs[name(k, depth, lr)] for k in ("pre", "post"))
             diff, se, real = compare(post, pre)
             verdict = f"post − pre {fmt(diff)} ± {fmt(se)} ({'measurable' if real else 'noise'})"
             lines.append(f"- depth {depth}, lr {lr:g}: {'; '.join(cells)}; {verdict}.")

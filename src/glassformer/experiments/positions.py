@@ -48,7 +48,7 @@ def conclude(results: dict) -> list[str]:
             )
         else:
             lines.append("- without positions, shuffling hurts as much as with them.")
-    diff, se, real = compare(vs["none"]["summary"], vs["learned"]["summary"])
+    diff, se, real = compare(vs["none"], vs["learned"])
     lines.append(
         f"- loss without positions minus learned positions: {fmt(diff)} ± {fmt(se)} nats "
         f"({'measurable' if real else 'within noise'})."

@@ -85,7 +85,7 @@ def budget_text(results: dict) -> str:
 
 
 def ranking_lines(results: dict) -> list[str]:
-    """Every variant against the best one: difference of mean final val loss ± its SE."""
+    """Every variant against the best one: difference of final val loss ± its SE."""
     vs = results["variants"]
     ok = {k: v for k, v in vs.items() if v["summary"]["n"]}
     if not ok:
@@ -98,7 +98,7 @@ def ranking_lines(results: dict) -> list[str]:
         if not v["summary"]["n"]:
             lines.append(f"- {name}: every run diverged.")
             continue
-        diff, se, real = compare(v["summary"], ok[best]["summary"])
+        diff, se, real = compare(v, ok[best])
         verdict = "measurable (> 2 SE)" if real else "no measurable difference (≤ 2 SE)"
         if not math.isfinite(se):
             verdict = "one seed: no uncertainty estimate"
@@ -133,7 +133,11 @@ def write_report(exp: Experiment, results: dict, path: Path) -> None:
         ]
         row += [fmt(mean_of(runs, k)) for k in exp.table_metrics]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Final val loss against the best variant (mean difference ± standard error):"]
+    lines += [
+        "",
+        "Final val loss against the best variant (difference ± standard error, paired by "
+        "seed where every seed finished):",
+    ]
     lines += ranking_lines(results)
     if results["answer"]:
         lines += ["", "**Measured answer.**", "", *results["answer"]]

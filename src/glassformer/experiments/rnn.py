@@ -89,7 +89,7 @@ def step_times(out_dir, per_run_budget) -> dict:
 def conclude(results: dict) -> list[str]:
     vs = results["variants"]
     tf, rnn = vs["transformer"], vs["lstm"]
-    diff, se, real = compare(rnn["summary"], tf["summary"])
+    diff, se, real = compare(rnn, tf)
 
     def per_step(v):
         return sum(r["train_time_s"] / max(r["steps"], 1) for r in v["runs"]) / len(v["runs"])

@@ -113,8 +113,6 @@ def run_experiment(
 
 
 def _run(exp, out_dir, budget, steps, seeds, data, log) -> dict:
-    from glassformer.experiments.report import write_plot, write_report
-
     seeds = exp.default_seeds if seeds is None else seeds
     n_runs = len(exp.variants) * seeds
     if steps is None:
@@ -155,12 +153,33 @@ def _run(exp, out_dir, budget, steps, seeds, data, log) -> dict:
     if exp.extra is not None:
         results["extra"] = exp.extra(out_dir, per_run if steps is None else None)
     results["wall_time_s"] = round(time.perf_counter() - started, 1)
+    write_outputs(exp, results, out_dir)
+    return results
+
+
+def write_outputs(exp: Experiment, results: dict, out_dir: Path) -> None:
+    """State the answer, then write results.json, curves.png and report.md."""
+    from glassformer.experiments.report import write_plot, write_report
+
     results["answer"] = exp.conclude(results) if exp.conclude else []
     out_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(finite_or_none(results), indent=1)
     atomic_write(out_dir / "results.json", lambda tmp: tmp.write_text(text))
     write_plot(exp, results, out_dir / "curves.png")
     write_report(exp, results, out_dir / "report.md")
+
+
+def refresh(out_dir: str | Path) -> dict:
+    """Rewrite the answer, plot and report of a finished experiment from its results.json
+    with the current code (after a change to how results are summarised), without training.
+    """
+    from glassformer.experiments import get_experiment
+
+    out_dir = Path(out_dir)
+    results = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+    for v in results["variants"].values():
+        v["summary"] = summarize([r["final_val_loss"] for r in v["runs"]])
+    write_outputs(get_experiment(results["experiment"]), results, out_dir)
     return results
 
 
@@ -218,12 +237,22 @@ def summarize(values: list[float | None]) -> dict:
 
 
 def compare(a: dict, b: dict) -> tuple[float, float, bool]:
-    """(mean_a - mean_b, its standard error, whether it exceeds 2 standard errors).
+    """Variant a's final val loss minus variant b's: (mean, standard error, > 2 SE?).
 
-    With one seed per variant there is no spread to judge by, so nothing is "measurable".
+    Seed s of every variant trains on the same batches and is evaluated on the same ones, so
+    when both variants finished the same seeds the difference is taken seed by seed (paired),
+    which cancels the luck of the draw that both share. Otherwise (a run diverged) the means
+    are compared unpaired. With one seed there is no spread to judge by: never "measurable".
     """
-    diff = a["mean"] - b["mean"]
-    se = math.sqrt(a["sem"] ** 2 + b["sem"] ** 2)
+    la = {r["seed"]: r["final_val_loss"] for r in a["runs"]}
+    lb = {r["seed"]: r["final_val_loss"] for r in b["runs"]}
+    finite = all(v is not None and math.isfinite(v) for v in (*la.values(), *lb.values()))
+    if la.keys() == lb.keys() and finite:
+        d = summarize([la[s] - lb[s] for s in la])
+        diff, se = d["mean"], d["sem"]
+    else:
+        sa, sb = summarize(list(la.values())), summarize(list(lb.values()))
+        diff, se = sa["mean"] - sb["mean"], math.sqrt(sa["sem"] ** 2 + sb["sem"] ** 2)
     return diff, se, bool(math.isfinite(se) and abs(diff) > 2 * se)
 
 

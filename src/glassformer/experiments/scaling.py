@@ -42,7 +42,7 @@ def conclude(results: dict) -> list[str]:
         )
     uniform = scaled["runs"][0].get("attn_entropy_uniform")
     lines.append(f"- (uniform attention over the visible keys would have entropy {fmt(uniform)}.)")
-    diff, se, real = compare(raw["summary"], scaled["summary"])
+    diff, se, real = compare(raw, scaled)
     lines.append(
         f"- final val loss, unscaled minus scaled: {fmt(diff)} ± {fmt(se)} nats "
         f"({'measurable' if real else 'within noise'})."
