@@ -35,7 +35,7 @@ def variants() -> list[Variant]:
 
 def conclude(results: dict) -> list[str]:
     vs = results["variants"]
-    lines = []
+    lines, pre_wins, post_wins = [], 0, 0
     for depth in DEPTHS:
         for lr in LRS:
             cells = []
@@ -45,8 +45,24 @@ def conclude(results: dict) -> list[str]:
                 cells.append(f"{kind} {fmt(s['mean'])} ± {fmt(s['std'])}{failed}")
             pre, post = (vs[name(k, depth, lr)] for k in ("pre", "post"))
             diff, se, real = compare(post, pre)
+            pre_wins += real and diff > 0
+            post_wins += real and diff < 0
             verdict = f"post − pre {fmt(diff)} ± {fmt(se)} ({'measurable' if real else 'noise'})"
             lines.append(f"- depth {depth}, lr {lr:g}: {'; '.join(cells)}; {verdict}.")
+    cells = len(DEPTHS) * len(LRS)
+    lines.append(
+        f"- pre-norm ends measurably lower than post-norm in {pre_wins} of {cells} settings, "
+        f"post-norm lower than pre-norm in {post_wins}."
+    )
+    for kind in KINDS:
+        runs = [r for k, v in vs.items() if k.startswith(kind + " ") for r in v["runs"]]
+        failed = [r for r in runs if r["diverged"]]
+        where = sorted({k for k, v in vs.items() if any(r["diverged"] for r in v["runs"])})
+        where = [w for w in where if w.startswith(kind + " ")]
+        lines.append(
+            f"- {kind}: {len(failed)} of {len(runs)} runs diverged"
+            + (f" ({', '.join(where)})." if where else ".")
+        )
     return lines
 
 
