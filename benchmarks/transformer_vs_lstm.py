@@ -59,9 +59,7 @@ def budget_run(name: str, model_cfg, budget: float, seed: int, data: str) -> dic
         trainer = Trainer(cfg, out, progress=False, log=lambda msg: None)
         result = trainer.run()
         curve = [
-            (r["elapsed_s"], r["val_loss"])
-            for r in read_metrics(Path(out) / "metrics.jsonl")
-            if "val_loss" in r
+            (r["elapsed_s"], r["train_loss"]) for r in read_metrics(Path(out) / "metrics.jsonl")
         ]
     return {
         "model": name,
@@ -145,11 +143,15 @@ def main() -> None:
 
         fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
         for r in runs:
-            xs, ys = zip(*r["curve"], strict=True) if r["curve"] else ((), ())
-            a.plot(xs, ys, color="C0" if r["model"] == "gpt" else "C1", alpha=0.7)
+            color = "C0" if r["model"] == "gpt" else "C1"
+            xs, ys = zip(*r["curve"], strict=True)
+            a.plot(xs, ys, color=color, alpha=0.5, linewidth=1)
+            a.plot([xs[-1]], [r["val_loss"]], "o", color=color)
         a.plot([], [], color="C0", label="GPT (4 layers, 128 wide)")
         a.plot([], [], color="C1", label="LSTM (2 layers, 224 wide)")
-        a.set(xlabel="training seconds", ylabel="validation loss (nats/char)", title="same budget")
+        a.plot([], [], "ok", label="final validation loss")
+        a.set(xlabel="training seconds", ylabel="loss (nats/char)", title="same time budget")
+        a.set_ylim(top=4.5)
         a.legend()
         Ts = [row["T"] for row in table]
         b.plot(Ts, [row["gpt_s"] * 1e3 for row in table], "o-", label="GPT")

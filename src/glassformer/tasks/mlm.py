@@ -40,11 +40,11 @@ def mask_tokens(
 
 @dataclass
 class MLMTask:
-    max_steps: int = 1500
+    max_steps: int = 800
     batch_size: int = 32
-    block_size: int = 128
+    block_size: int = 64
     n_embd: int = 128
-    n_layer: int = 4
+    n_layer: int = 2
     n_head: int = 4
     eval_batches: int = 20
     lr: float = 1e-3
