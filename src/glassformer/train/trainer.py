@@ -37,6 +37,7 @@ from glassformer.train.data import Batches, cached_token_ids, split_ids
 from glassformer.train.device import autocast, pick_device, resolve_precision
 from glassformer.train.distributed import Distributed
 from glassformer.train.metrics import MetricsLog, plot_loss_curve
+from glassformer.train.mfu import flops_per_token, matmul_peak
 from glassformer.train.optim import learning_rate, make_optimizer
 
 
@@ -307,12 +308,18 @@ class Trainer:
         results = self.evaluate()
         if self.on_eval is not None:
             results.update(self.on_eval(self))
+        mfu = ""
+        if isinstance(self.model, GPT):  # model FLOPs / the measured matmul peak (mfu.py)
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            peak = matmul_peak(dtype, self.device)
+            results["mfu"] = flops_per_token(self.model) * tokens_per_s / peak
+            mfu = f" | MFU {100 * results['mfu']:.1f}%"
         self.save_checkpoint()
         self.dist.barrier()
         self.log(
             f"step {self.step}/{self.cfg.train.max_steps} | train {results['eval_train_loss']:.4f} "
             f"| val {results['val_loss']:.4f} | ppl {results['val_ppl']:.2f} "
-            f"| {results['val_bpb']:.3f} bits/byte | {tokens_per_s / 1000:.1f}k tok/s"
+            f"| {results['val_bpb']:.3f} bits/byte | {tokens_per_s / 1000:.1f}k tok/s{mfu}"
         )
         return results
 
