@@ -38,14 +38,26 @@ def write_plot(exp: Experiment, results: dict, path: Path) -> None:
 
     keys = ["val_loss", *exp.curve_metrics]
     fig, axes = plt.subplots(1, len(keys) + 1, figsize=(4.2 * (len(keys) + 1), 3.6), dpi=80)
-    for i, (name, v) in enumerate(results["variants"].items()):
-        color = f"C{i % 10}"
+    variants = results["variants"]
+    colors = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20").colors
+    firsts, lows = [], []  # first mean and lowest val loss of each variant: the loss axes
+    for i, (name, v) in enumerate(variants.items()):
+        color = colors[i % len(colors)]
+        if any(r["diverged"] for r in v["runs"]):
+            name += " (diverged)"
         for j, key in enumerate(keys):
             steps, elapsed, mean, lo, hi = mean_curve(v["runs"], key)
+            if j == 0 and mean and math.isfinite(mean[0]):
+                firsts.append(mean[0])
+                lows.append(min(lo))
             panels = [(axes[0], elapsed), (axes[1], steps)] if j == 0 else [(axes[j + 1], steps)]
             for ax, x in panels:
                 ax.plot(x, mean, color=color, lw=1.4, label=name if ax is axes[0] else None)
                 ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
+    if firsts:  # a diverging run's loss of 1e11 would flatten every other curve
+        top = sorted(firsts)[len(firsts) // 2] * 1.3
+        for ax in axes[:2]:
+            ax.set_ylim(min(lows) - 0.05 * (top - min(lows)), top)
     axes[0].set_xlabel("training wall time (s)")
     axes[0].set_ylabel("val loss (nats/token)")
     axes[1].set_xlabel("step")
