@@ -37,9 +37,10 @@ How to read the numbers:
 - A difference is called *measurable* when it exceeds two standard errors; otherwise the
   honest reading is "no measurable difference at this scale". With 2–3 seeds this is a rough
   test: treat differences near the threshold as hints, not findings.
-- The models are tiny (about 0.1 M parameters, 2 layers, width 64, context 64, 1 CPU thread)
-  and the runs short (a few hundred steps), so these are answers about the *start* of
-  training a small model; several effects in the literature only appear at scale.
+- The models are tiny (0.1 M parameters: 2 layers, width 64, context 64; 0.3 M at depth 6),
+  trained on one CPU thread, and the runs short (a few hundred to a thousand steps), so these
+  are answers about the *start* of training a small model; several effects in the
+  literature only appear at scale or after longer training.
 - The documented runs use a **step budget** (`--steps N`: every run gets the same number of
   optimizer steps) because the machine they ran on was shared with other work while they
   ran, which makes wall-time budgets unfair between variants. The wall-time axis of each plot
