@@ -12,7 +12,7 @@ from glassformer.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from glassformer.commands import data, embed, generate, tokenize, train
+    from glassformer.commands import chat, data, embed, generate, tokenize, train
     from glassformer.commands import inspect as inspect_
     from glassformer.commands import tour
     from glassformer.commands import experiment
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train.add_parser(sub)
     generate.add_parser(sub)
+    chat.add_parser(sub)
     data.add_parser(sub)
     embed.add_parser(sub)
     tokenize.add_tokenize_parser(sub)

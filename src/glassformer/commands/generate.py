@@ -4,9 +4,79 @@ import argparse
 import math
 import sys
 
-import torch
-
 from glassformer.errors import UserError
+from glassformer.generate.options import STRATEGIES
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser, default_strategy: str) -> None:
+    """The decoding options shared by `generate` and `chat`."""
+    p.add_argument("--max-new-tokens", type=int, default=200, metavar="N")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=default_strategy,
+        help="greedy: the most likely token; sample: draw from the processed distribution; "
+        "beam: beam search; contrastive: contrastive search (top-k candidates, --penalty-alpha)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="sampling temperature; 0 means greedy (always the most likely token)",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=None, metavar="K", help="only the K most likely tokens"
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        metavar="P",
+        help="nucleus sampling: only the most likely tokens with total mass P",
+    )
+    p.add_argument(
+        "--min-p",
+        type=float,
+        default=None,
+        metavar="M",
+        help="only tokens at least M times as likely as the most likely one",
+    )
+    p.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=1.0,
+        metavar="R",
+        help="make tokens already in the text less likely (1 means none; 1.2 is common)",
+    )
+    p.add_argument("--num-beams", type=int, default=4, metavar="W", help="beam width")
+    p.add_argument(
+        "--length-penalty",
+        type=float,
+        default=1.0,
+        help="beam score = log-prob sum / length ** this (> 0 favours longer texts)",
+    )
+    p.add_argument(
+        "--penalty-alpha",
+        type=float,
+        default=0.6,
+        help="contrastive search: weight of the degeneration penalty (0 is greedy)",
+    )
+    p.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="stop before this text (repeatable); the end-of-text token always stops",
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same text)")
+    p.add_argument("--no-cache", action="store_true", help="recompute every step (slow)")
+    p.add_argument(
+        "--decode-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="run the one-token decode steps on a copy of the weights in this dtype",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
 
 def add_parser(sub) -> None:
@@ -19,29 +89,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--model", required=True, metavar="DIR", help="a checkpoint folder")
     p.add_argument("--prompt", default="\n", help="text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200, metavar="N")
     p.add_argument(
-        "--temperature",
-        type=float,
-        default=0.8,
-        help="sampling temperature; 0 means greedy (always the most likely token)",
+        "--stream", action="store_true", help="print the text piece by piece as it is made"
     )
-    p.add_argument(
-        "--top-k",
-        type=int,
-        default=None,
-        metavar="K",
-        help="sample only among the K most likely tokens",
-    )
-    p.add_argument(
-        "--top-p",
-        type=float,
-        default=None,
-        metavar="P",
-        help="nucleus sampling: only the most likely tokens with total mass P",
-    )
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same text)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_sampling_arguments(p, default_strategy="sample")
     p.set_defaults(func=run)
 
 
@@ -54,49 +105,61 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--top-k must be >= 0, got {args.top_k}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.min_p is not None and not 0 <= args.min_p <= 1:
+        raise UserError(f"--min-p must be in [0, 1], got {args.min_p}")
     if args.max_new_tokens <= 0:
         raise UserError(f"--max-new-tokens must be a positive integer, got {args.max_new_tokens}")
+    if args.num_beams < 1:
+        raise UserError(f"--num-beams must be >= 1, got {args.num_beams}")
+    if not (args.repetition_penalty > 0 and math.isfinite(args.repetition_penalty)):
+        raise UserError(f"--repetition-penalty must be > 0, got {args.repetition_penalty}")
+    if not 0 <= args.penalty_alpha <= 1:
+        raise UserError(f"--penalty-alpha must be in [0, 1], got {args.penalty_alpha}")
+
+
+def generation_kwargs(args: argparse.Namespace) -> dict:
+    """The keyword arguments of `glassformer.generate` / `stream` for these flags."""
+    kw = dict(
+        max_new_tokens=args.max_new_tokens,
+        strategy=args.strategy,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        num_beams=args.num_beams,
+        length_penalty=args.length_penalty,
+        penalty_alpha=args.penalty_alpha,
+        seed=args.seed,
+        use_cache=not args.no_cache,
+        stop=args.stop,
+    )
+    if args.decode_dtype != "float32":
+        kw["decode_dtype"] = args.decode_dtype
+    return kw
 
 
 def run(args: argparse.Namespace) -> int:
-    from glassformer.generate.sampling import generate_ids
+    from glassformer.generate.api import encode_prompt, stream
     from glassformer.train.checkpoint import load
     from glassformer.train.device import pick_device
 
     check_args(args)
-    device = pick_device(args.device)
-    model, tokenizer = load(args.model, device)
-    ids = tokenizer.encode(args.prompt)
-    if not ids:
-        if tokenizer.eot_id is None:
-            raise UserError("the prompt is empty and this model has no start token; pass --prompt")
-        ids = [tokenizer.eot_id]
+    model, tokenizer = load(args.model, pick_device(args.device))
+    n = len(encode_prompt(tokenizer, args.prompt))  # also: an unknown character, an empty prompt
     block = model.config.block_size
-    if len(ids) > block:
+    if n > block:
         print(
-            f"note: the prompt is {len(ids)} tokens, longer than the model's context of "
+            f"note: the prompt is {n} tokens, longer than the model's context of "
             f"{block}; using its last {block} tokens",
             file=sys.stderr,
         )
-        ids = ids[-block:]
-    gen = None
-    if args.seed is not None:
-        gen = torch.Generator(device=device).manual_seed(args.seed)
-    idx = torch.tensor([ids], device=device)  # (1, T)
-    new = [
-        t.item()
-        for t in generate_ids(
-            model,
-            idx,
-            args.max_new_tokens,
-            args.temperature,
-            args.top_k,
-            args.top_p,
-            tokenizer.eot_id,
-            gen,
-        )
-    ]
-    if new and new[-1] == tokenizer.eot_id:
-        new = new[:-1]
-    print(tokenizer.decode(ids + new))
+    pieces = stream(model, tokenizer, args.prompt, **generation_kwargs(args))
+    if not args.stream:
+        print(args.prompt + "".join(pieces))
+        return 0
+    print(args.prompt, end="", flush=True)
+    for piece in pieces:
+        print(piece, end="", flush=True)
+    print()
     return 0

@@ -12,6 +12,7 @@ before it). Options are those of `GenerationOptions` (options.py); a bad value r
 `UserError`.
 """
 
+import copy
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -30,6 +31,13 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator | 
     if seed is None:
         return None
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def decode_copy(model: torch.nn.Module, dtype: str | None) -> torch.nn.Module | None:
+    """A copy of `model` in `dtype` for the decode steps, or None to decode with the model."""
+    if dtype in (None, "float32"):
+        return None
+    return copy.deepcopy(model).to(getattr(torch, dtype)).eval()
 
 
 def left_padding(attention_mask: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
@@ -73,7 +81,7 @@ def generate_tokens(
     try:
         if opts.strategy in ("greedy", "sample"):
             gen = make_generator(opts.seed, idx.device)
-            ctx = Context(model, idx, pad, opts.use_cache)
+            ctx = Context(model, idx, pad, opts.use_cache, decode_copy(model, opts.decode_dtype))
             new = list(decode(ctx, opts, gen))
             return torch.cat([idx, *new], dim=1)
         rows = []
@@ -137,11 +145,16 @@ def stream(
     """Yield the continuation of `prompt` piece by piece, as the tokens are chosen.
 
     A piece is never half a character (see streaming.py). Beam search only knows its best
-    sequence at the end, so it yields everything at once.
+    sequence at the end, so it yields everything at once. Options are checked at the call,
+    before anything is generated.
     """
     opts = _options(tokenizer, max_new_tokens, strategy, dict(options))
     device = next(model.parameters()).device
     idx = torch.tensor([encode_prompt(tokenizer, prompt)], device=device)  # (1, T)
+    return _stream(model, tokenizer, idx, opts, stop)
+
+
+def _stream(model, tokenizer, idx, opts: GenerationOptions, stop) -> Iterator[str]:
     text = TextStream.for_tokenizer(tokenizer, stop)
     stops = set(opts.stop_ids)
     was_training = model.training
@@ -153,8 +166,9 @@ def stream(
         elif opts.strategy == "contrastive":
             tokens = contrastive_search(model, idx, opts)
         else:
-            ctx = Context(model, idx, use_cache=opts.use_cache)
-            tokens = decode(ctx, opts, make_generator(opts.seed, device))
+            decoder = decode_copy(model, opts.decode_dtype)
+            ctx = Context(model, idx, use_cache=opts.use_cache, decode_model=decoder)
+            tokens = decode(ctx, opts, make_generator(opts.seed, idx.device))
         for token in tokens:
             t = int(token)
             if t in stops:

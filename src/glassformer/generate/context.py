@@ -11,6 +11,12 @@ the logits of the next one?". A `Context` answers it, with or without a KV cache
 With `use_cache=False` each `logits()` runs the model over the whole window again (the plain
 definition; the tests compare the cached path against it).
 
+`decode_model` (optional) is a copy of the model in another dtype that runs the one-token
+decode steps while the model itself runs every multi-token prefill. On a CPU whose bf16
+matrix-matrix products are slow but whose bf16 matrix-vector products read half the bytes of
+fp32 ones, a bf16 copy makes each decode step faster (benchmarks/generate_speed.py) at the
+price of bf16 rounding in the logits; the cache is converted between the two dtypes.
+
 Longer than the context (block_size = n):
 
 - Learned or sinusoidal positions (a table of n rows): the model can only see the last n
@@ -40,8 +46,10 @@ class Context:
         ids: torch.Tensor,
         pad: torch.Tensor | None = None,
         use_cache: bool = True,
+        decode_model: torch.nn.Module | None = None,
     ):
         self.model = model
+        self.decode_model = decode_model if use_cache else None
         self.block = model.config.block_size
         self.rolls = model.config.pos_emb in ("rotary", "none")  # no position table to outgrow
         self.use_cache = use_cache and model.config.causal
@@ -92,9 +100,13 @@ class Context:
             self.cache.reorder(rows)
 
     def _feed(self, new: torch.Tensor) -> torch.Tensor:
-        logits, _ = self._run(new, cache=self.cache)
+        model = self.model
+        if self.decode_model is not None:
+            model = self.decode_model if new.size(1) == 1 else self.model
+            self.cache.to(next(model.parameters()).dtype)
+        logits, _ = self._run(new, cache=self.cache, model=model)
         self.fed = self.ids.size(1)
-        return logits[:, -1, :]  # (B, V)
+        return logits[:, -1, :].float()  # (B, V)
 
     def _restart_cache(self) -> None:
         """Empty the cache, positions from 0 again, padding shifted out with the old tokens."""
@@ -122,12 +134,13 @@ class Context:
         logits, _ = self._run(self.ids, cache=cache)
         return logits[:, -1, :]
 
-    def _run(self, ids: torch.Tensor, cache: KVCache | None):
+    def _run(self, ids: torch.Tensor, cache: KVCache | None, model=None):
+        model = model or self.model
         if not self.keep_hidden:
-            return self.model(ids, cache=cache)
-        handle = self.model.hook_final.add_hook(self._keep)
+            return model(ids, cache=cache, last_only=True)
+        handle = model.hook_final.add_hook(self._keep)
         try:
-            return self.model(ids, cache=cache)
+            return model(ids, cache=cache)
         finally:
             handle.remove()
 

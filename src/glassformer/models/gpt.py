@@ -86,11 +86,14 @@ class GPT(nn.Module):
         targets: torch.Tensor | None = None,
         pos_offset: int = 0,
         cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx: (B, T) token ids; targets: (B, T) next ids (-1 = ignore) -> (logits, loss).
 
         With a `cache` (nn/kv_cache.py), idx are the tokens after the cached ones: their
         positions continue from the cache and their keys and values are appended to it.
+        `last_only` computes the logits of the last position only, (B, 1, V): all that
+        generation needs, and the LM head is a large part of a long prompt's cost.
         """
         B, T = idx.shape
         if cache is not None:
@@ -111,6 +114,8 @@ class GPT(nn.Module):
             x = block(x, pos, cache=None if cache is None else cache.layers[i])
         if cache is not None:
             cache.end(T)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, C)
         logits = self.hook_logits(self.logits(self.hook_final(self.ln_f(x))))
         if targets is None:
             return logits, None

@@ -166,6 +166,12 @@ class KVCache:
             self.key_valid[:, :keep] = self.key_valid[:, n : self.size].clone()
         self.size = keep
 
+    def to(self, dtype: torch.dtype) -> "KVCache":
+        """Hold keys and values in `dtype` (a bf16 decode model after an fp32 prefill)."""
+        if self.k.dtype != dtype:
+            self.k, self.v = self.k.to(dtype), self.v.to(dtype)
+        return self
+
     def reorder(self, rows: torch.Tensor) -> None:
         """Keep rows `rows` (B',) of the batch, in that order (beam search, contrastive search)."""
         self.k = self.k.index_select(1, rows)
