@@ -99,7 +99,7 @@ def test_speedrun_preset_uses_the_recipe_and_learns(tmp_path, small_corpus):
 
     cfg = get_preset("speedrun-cpu")
     m, t = cfg.model, cfg.train
-    assert (m.pos_emb, m.norm, m.activation) == ("rotary", "rmsnorm-noaffine", "relu2")
+    assert (m.pos_emb, m.norm, m.activation) == ("rotary", "layernorm", "gelu")
     assert m.qk_norm and m.zero_init_proj and not m.tie_weights
     assert (t.optimizer, t.schedule) == ("muon", "wsd")
     assert (m.n_layer, m.n_head, m.n_embd, m.block_size) == (4, 4, 128, 64)  # nanoGPT's shape

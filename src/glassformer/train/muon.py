@@ -31,9 +31,9 @@ NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 
 def orthogonalize(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.float32):
-    """The Newton-Schulz approximation of U V^T for G = U S V^T; G: (..., m, n).
+    """The Newton-Schulz approximation of U V^T for G = U S V^T; G: (m, n) or (k, m, n).
 
-    Works on a stack of matrices at once (leading dimensions are a batch). The singular
+    Works on a stack of k matrices at once. The singular
     values of the result lie roughly in [0.7, 1.2]: enough for an update direction, and far
     cheaper than an SVD. `dtype` is what the products run in (bf16 where it is fast).
 
@@ -48,10 +48,15 @@ def orthogonalize(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.fl
     if tall:  # iterate on the wide orientation: A = X X^T is then the smaller square
         X = X.mT
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)  # all singular values <= 1
+    batched = X.dim() == 3
+    if not batched:
+        X = X.unsqueeze(0)  # (1, m, n): one batched code path
     for _ in range(steps):
-        A = X @ X.mT  # (..., m, m)
-        B = b * A + c * (A @ A)  # (..., m, m)
-        X = a * X + B @ X  # (..., m, n)
+        A = X @ X.mT  # (k, m, m)
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # b A + c A A, fused: (k, m, m)
+        X = torch.baddbmm(X, B, X, beta=a)  # a X + B X: (k, m, n)
+    if not batched:
+        X = X.squeeze(0)
     if tall:
         X = X.mT
     return X.to(G.dtype)
