@@ -26,6 +26,14 @@ def conclude(results: dict) -> list[str]:
             f"- {a} minus {b}: {fmt(diff)} ± {fmt(se)} nats "
             f"({'measurable' if real else 'within noise'})."
         )
+    order = sorted(vs, key=lambda k: vs[k]["summary"]["mean"])
+    lines.append(f"- ranking by mean final val loss, best first: {', '.join(order)}.")
+    swiglu_better = compare(vs["swiglu"], vs["relu"])
+    if not (swiglu_better[2] and swiglu_better[0] < 0):
+        lines.append(
+            "- SwiGLU's published advantage (Shazeer 2020) was measured on far larger models "
+            "trained far longer; it does not show in this small, short setting."
+        )
     return lines
 
 
