@@ -8,6 +8,7 @@ repeated; the numbers are medians.
 
     .venv/bin/python benchmarks/generate_speed.py               # ~3 minutes on 2 cores
     .venv/bin/python benchmarks/generate_speed.py --ablation    # + no cache, full-vocab prefill
+    .venv/bin/python benchmarks/generate_speed.py --threads 1   # less sensitive to a busy machine
 
 Rows:
     ours fp32          glassformer, fp32 weights (the exact path: the same tokens as HF)
@@ -59,7 +60,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--ablation", action="store_true", help="also time the slower steps")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (both sides)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     ours, hf = gpt2_small()
     n_params = sum(p.numel() for p in ours.parameters())

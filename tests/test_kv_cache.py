@@ -166,3 +166,15 @@ def test_cache_overflow_is_a_clear_error():
     model(torch.zeros(1, 8, dtype=torch.long), cache=cache)
     with pytest.raises(ValueError, match="holds 8 tokens"):
         model(torch.zeros(1, 1, dtype=torch.long), cache=cache)
+
+
+@pytest.mark.parametrize("pos_emb", ["learned", "rotary"])
+def test_history_past_the_context_before_the_first_step(pos_emb):
+    """Tokens appended before the prefill may already overflow: same as without cache."""
+    model = _model(pos_emb, block=8)
+    gen = torch.Generator().manual_seed(9)
+    cached = Context(model, torch.randint(0, 61, (2, 5), generator=gen))
+    cached.append(torch.randint(0, 61, (2, 9), generator=gen))  # 14 > 8 tokens
+    plain = Context(model, cached.ids[:, :5], use_cache=False)
+    plain.append(cached.ids[:, 5:])
+    torch.testing.assert_close(cached.logits(), plain.logits(), atol=1e-5, rtol=0)

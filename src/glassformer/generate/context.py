@@ -76,19 +76,20 @@ class Context:
         """Next-token logits (B, V) after the whole history."""
         if not self.use_cache:
             return self._forward_window()
-        pending = self.ids.size(1) - self.fed
-        if self.cache is None:
+        N = self.ids.size(1)
+        if self.cache is None and (self.rolls or N <= self.block):  # the prefill
             self.cache = KVCache.for_model(self.model, self.batch, pad=self.pad)
-            return self._feed(self.ids)
-        if self.cache.size + pending <= self.block:
-            return self._feed(self.ids[:, self.fed :])
-        if not self.rolls:  # a position table: re-encode the last block tokens from 0
-            self._restart_cache()
-            return self._feed(self.ids[:, -self.block :])
-        logits = None
-        for t in range(self.fed, self.ids.size(1)):  # one at a time: each sees its own window
+            logits = self._feed(0, min(N, self.block))
+            if N <= self.block:
+                return logits
+        elif self.cache is None or (not self.rolls and self.cache.size + N - self.fed > self.block):
+            self._restart_cache()  # a position table: re-encode the last block tokens from 0
+            return self._feed(N - self.block, N)
+        if self.cache.size + N - self.fed <= self.block:
+            return self._feed(self.fed, N)
+        for t in range(self.fed, N):  # rolling, one at a time: each sees its own window
             self.cache.roll(self.cache.size + 1 - self.block)
-            logits = self._feed(self.ids[:, t : t + 1])
+            logits = self._feed(t, t + 1)
         return logits
 
     def reorder(self, rows: torch.Tensor) -> None:
@@ -99,13 +100,14 @@ class Context:
         if self.cache is not None:
             self.cache.reorder(rows)
 
-    def _feed(self, new: torch.Tensor) -> torch.Tensor:
+    def _feed(self, start: int, end: int) -> torch.Tensor:
+        """Run ids[:, start:end] through the cache; the logits (B, V) after the last of them."""
         model = self.model
         if self.decode_model is not None:
-            model = self.decode_model if new.size(1) == 1 else self.model
+            model = self.decode_model if end - start == 1 else self.model
             self.cache.to(next(model.parameters()).dtype)
-        logits, _ = self._run(new, cache=self.cache, model=model)
-        self.fed = self.ids.size(1)
+        logits, _ = self._run(self.ids[:, start:end], cache=self.cache, model=model)
+        self.fed = end
         return logits[:, -1, :].float()  # (B, V)
 
     def _restart_cache(self) -> None:
