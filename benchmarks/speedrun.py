@@ -12,7 +12,8 @@ each `eval_interval` steps a fixed screen of every 8th window (218 windows, 13,9
 is scored first; the full split runs only when the screen is within 0.05 of the target.
 The clock includes all evaluation; it excludes building the model and reading the corpus.
 
-    python benchmarks/speedrun.py [--runs 3] [--preset speedrun-cpu] [--train.lr 3e-3 ...]
+    python benchmarks/speedrun.py [--runs 3] [--threads auto|N] [--preset speedrun-cpu]
+                                  [--train.muon_lr 0.05 ...]   (any --section.field override)
     python benchmarks/speedrun.py --vs-hf     # also: throughput vs HF GPT2LMHeadModel
 
 Prints, per run, seconds to target, steps, tokens/s and MFU; then medians, and a final line
@@ -113,6 +114,27 @@ def one_run(cfg: RunConfig, target: float, log) -> dict:
     )  # fmt: skip
 
 
+def pick_threads(cfg: RunConfig, steps: int = 6) -> int:
+    """1 thread or torch's default, whichever trains faster right now (on a throwaway model).
+
+    On a machine shared with other jobs, OpenMP threads that wait for a busy core can make
+    2 threads many times slower than 1; on an idle machine more threads win.
+    """
+    default, times = torch.get_num_threads(), {}
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(cfg, out, progress=False)
+        for n in sorted({1, default}):
+            torch.set_num_threads(n)
+            trainer.train_step(cfg.train.lr)  # warm up at this thread count
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                trainer.train_step(cfg.train.lr)
+            times[n] = time.perf_counter() - t0
+    best = min(times, key=times.get)
+    torch.set_num_threads(best)
+    return best
+
+
 def throughput_vs_hf(cfg: RunConfig, windows: int, steps: int) -> tuple[float, float]:
     """Median tokens/s of our speedrun step and of HF GPT-2 on nanoGPT's recipe, interleaved."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -143,18 +165,25 @@ def main() -> None:
     ap.add_argument("--preset", default="speedrun-cpu", help="the recipe to time")
     ap.add_argument("--runs", type=int, default=3, help="timed runs (median reported)")
     ap.add_argument("--target", type=float, default=TARGET, help="validation loss to reach")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument(
+        "--threads",
+        default="auto",
+        help="torch threads: a number, or auto (1 or torch's default, whichever is faster "
+        "right now, measured before the clock starts)",
+    )
     ap.add_argument("--vs-hf", action="store_true", help="also measure throughput vs HF GPT-2")
     add_config_flags(ap, RunConfig())
     args = ap.parse_args()
     if not Path(args.data).exists():
         sys.exit(f"no corpus at {args.data}; pass --data the tinyshakespeare text file")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = get_preset(args.preset)
     cfg.data.path = args.data
     cfg.train.sample_tokens = 0
     apply_overrides(cfg, args)
+    if args.threads == "auto":
+        print(f"threads: {pick_threads(cfg)} (auto: measured 1 vs torch's default)")
+    else:
+        torch.set_num_threads(int(args.threads))
 
     results = []
     for r in range(args.runs):

@@ -78,7 +78,7 @@ def _speedrun_cpu() -> RunConfig:
             max_steps=200,
             optimizer="muon",
             lr=3e-3,
-            muon_lr=0.03,
+            muon_lr=0.05,
             min_lr=0.0,
             warmup_steps=20,
             schedule="wsd",
