@@ -41,10 +41,12 @@ How to read the numbers:
   trained on one CPU thread, and the runs short (a few hundred to a thousand steps), so these
   are answers about the *start* of training a small model; several effects in the
   literature only appear at scale or after longer training.
-- The documented runs use a **step budget** (`--steps N`: every run gets the same number of
-  optimizer steps) because the machine they ran on was shared with other work while they
-  ran, which makes wall-time budgets unfair between variants. The wall-time axis of each plot
-  is still measured, so the cost per step can be compared. Without `--steps` an experiment
+- Each section states its budget. Most documented runs use a **step budget** (`--steps N`:
+  every run gets the same number of optimizer steps) because the machine they ran on was
+  shared with other work while they ran, which makes wall-time budgets unfair between
+  variants; the wall-time axis of each plot is still measured, so the cost per step can be
+  compared. A **time budget** (the default, or `--budget SECONDS`) asks what a fixed amount
+  of compute buys: variants that step faster get more steps. Without `--steps` an experiment
   runs under its default time budget and finishes within 5 minutes on 2 cores.
 
 Run one yourself (it writes `experiments/NAME/curves.png`, `results.json`, `report.md`):
@@ -94,17 +96,29 @@ def experiment_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def result_folders(root: Path) -> list[Path]:
+    """`root`/NAME, then `root`/NAME-SUFFIX (a second run of NAME, e.g. under another budget),
+    for each experiment in the order of `NAMES`, where results.json exists."""
+    folders = []
+    for name in NAMES:
+        runs = [root / name, *sorted(root.glob(f"{name}-*"))]
+        folders += [f for f in runs if (f / "results.json").exists()]
+    return folders
+
+
 def build(root: Path, docs: Path) -> Path:
-    """Write docs/experiments.md and docs/experiments/NAME.png from `root`/NAME folders."""
+    """Write docs/experiments.md and docs/experiments/*.png from `root`/NAME[-SUFFIX] folders."""
     sections = []
     (docs / "experiments").mkdir(parents=True, exist_ok=True)
-    for name in NAMES:
-        folder = root / name
-        if not (folder / "results.json").exists():
-            continue
+    for folder in result_folders(root):
+        name = folder.name
         results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         shutil.copyfile(folder / "curves.png", docs / "experiments" / f"{name}.png")
         report = (folder / "report.md").read_text(encoding="utf-8").rstrip()
+        if name != results["experiment"]:  # a second run: say how it differs in its heading
+            kind = "step budget" if "steps" in results["budget"] else "time budget"
+            heading = f"## `{results['experiment']}`"
+            report = report.replace(heading, f"{heading} ({kind})", 1)
         sections.append(
             f"{report}\n\n![{name}: val loss against wall time and steps]"
             f"(experiments/{name}.png)\n\nReproduce:\n\n```sh\n"
@@ -133,9 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.refresh:
         from glassformer.experiments.runner import refresh
 
-        for name in NAMES:
-            if (args.root / name / "results.json").exists():
-                refresh(args.root / name)
+        for folder in result_folders(args.root):
+            refresh(folder)
     print(f"wrote {build(args.root, args.docs)}")
 
 

@@ -100,6 +100,11 @@ def conclude(results: dict) -> list[str]:
             f"- final val loss, {k} minus transformer: {fmt(diff)} ± {fmt(se)} nats "
             f"({'measurable' if real else 'within noise'})."
         )
+    if "seconds" in results["budget"]:
+        steps = ", ".join(
+            f"{k} {sum(r['steps'] for r in v['runs']) / len(v['runs']):.0f}" for k, v in vs.items()
+        )
+        lines.append(f"- steps taken in the same time (mean over seeds): {steps}.")
     lines += [
         f"- training step at context {results['base_config']['model']['block_size']}: "
         f"transformer {1000 * per_step(tf):.1f} ms, LSTM {1000 * per_step(vs['lstm']):.1f} ms "
