@@ -31,6 +31,7 @@ import torch
 
 from glassformer.commands.overrides import add_config_flags, apply_overrides
 from glassformer.train.config import RunConfig
+from glassformer.train.device import autocast
 from glassformer.train.mfu import flops_per_token, matmul_peak
 from glassformer.train.optim import learning_rate
 from glassformer.train.presets import get_preset
@@ -64,17 +65,11 @@ class ExactValLoss:
         total = 0.0
         for i in range(0, x.size(0), self.batch):
             xb, yb = x[i : i + self.batch].to(device), y[i : i + self.batch].to(device)
-            with trainer_autocast(trainer):
+            with autocast(trainer.precision, device):
                 _, loss = model(xb, yb)
             total += loss.item() * xb.size(0)  # every window has T tokens: weight by windows
         model.train()
         return total / x.size(0)
-
-
-def trainer_autocast(trainer: Trainer):
-    from glassformer.train.device import autocast
-
-    return autocast(trainer.precision, trainer.device)
 
 
 def one_run(cfg: RunConfig, target: float, log) -> dict:
