@@ -123,6 +123,7 @@ def test_cli_generate_stream_strategies_and_seed(checkpoint, capsys):
         ["--strategy", "sample", "--min-p", "0.05", "--repetition-penalty", "1.3"],
         ["--strategy", "greedy", "--no-cache"],
         ["--strategy", "greedy", "--decode-dtype", "bfloat16"],
+        ["--strategy", "sample", "--decode-dtype", "int8", "--seed", "2"],
     ):
         assert main([*base, *flags]) == 0, flags
         assert capsys.readouterr().out.startswith("to be")

@@ -72,9 +72,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, default_strategy: str) ->
     p.add_argument("--no-cache", action="store_true", help="recompute every step (slow)")
     p.add_argument(
         "--decode-dtype",
-        choices=("float32", "bfloat16"),
+        choices=("float32", "bfloat16", "int8"),
         default="float32",
-        help="run the one-token decode steps on a copy of the weights in this dtype",
+        help="run the one-token decode steps on a copy of the weights in this dtype "
+        "(fewer bytes read per token; the logits are rounded, so the text may differ)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 

@@ -37,7 +37,7 @@ class GenerationOptions:
     seed: int | None = None
     stop_ids: tuple[int, ...] = ()
     use_cache: bool = True
-    decode_dtype: str | None = None  # "bfloat16": decode steps on a bf16 copy (see context.py)
+    decode_dtype: str | None = None  # "bfloat16" / "int8": decode steps on a copy (api.py)
 
     def __post_init__(self) -> None:
         self.check()
@@ -88,10 +88,14 @@ class GenerationOptions:
             raise UserError("num_return_sequences > 1 needs strategy='beam' (the n best beams)")
         if not 0.0 <= self.penalty_alpha <= 1.0:
             raise UserError(f"penalty_alpha must be in [0, 1], got {self.penalty_alpha}")
-        if self.decode_dtype not in (None, "float32", "bfloat16"):
-            raise UserError(f"decode_dtype must be float32 or bfloat16, got {self.decode_dtype!r}")
-        if self.decode_dtype == "bfloat16" and self.strategy not in ("greedy", "sample"):
-            raise UserError("decode_dtype='bfloat16' is available for greedy and sampling only")
+        if self.decode_dtype not in (None, "float32", "bfloat16", "int8"):
+            raise UserError(
+                f"decode_dtype must be float32, bfloat16 or int8, got {self.decode_dtype!r}"
+            )
+        if self.decode_dtype not in (None, "float32") and self.strategy in ("beam", "contrastive"):
+            raise UserError(
+                f"decode_dtype={self.decode_dtype!r} is available for greedy and sampling only"
+            )
         if self.strategy == "contrastive":
             if self.top_k is None:
                 self.top_k = 4  # the candidate count of the contrastive search paper
