@@ -45,6 +45,8 @@ def flops_per_token(model: nn.Module) -> int:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def measure_matmul_peak(
