@@ -12,10 +12,8 @@ from glassformer.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from glassformer.commands import chat, data, embed, generate, tokenize, train
+    from glassformer.commands import chat, data, embed, experiment, generate, tokenize, tour, train
     from glassformer.commands import inspect as inspect_
-    from glassformer.commands import tour
-    from glassformer.commands import experiment
 
     parser = argparse.ArgumentParser(
         prog="glassformer",
