@@ -31,6 +31,7 @@ from glassformer.models.config import GPTConfig, option
 from glassformer.nn.block import Block
 from glassformer.nn.embedding import LearnedPositions, TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points
+from glassformer.nn.init import init_normal
 from glassformer.nn.mlp import ACTIVATIONS
 from glassformer.nn.norm import make_norm
 
@@ -121,13 +122,7 @@ class Encoder(nn.Module):
 
     def _init_weights(self) -> None:
         """BERT's init: N(0, 0.02) for Linear and Embedding weights, zero biases."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, std=0.02)
+        init_normal(self, std=0.02)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -17,6 +17,7 @@ from glassformer.models.config import GPTConfig
 from glassformer.nn.block import Block
 from glassformer.nn.embedding import LearnedPositions, SinusoidalPositions, TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points
+from glassformer.nn.init import init_normal
 from glassformer.nn.kv_cache import KVCache
 from glassformer.nn.norm import make_norm
 
@@ -59,13 +60,7 @@ class GPT(nn.Module):
 
     def _init_weights(self) -> None:
         """GPT-2's init: N(0, 0.02), output projections scaled by 1/sqrt(2 * n_layer)."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, std=0.02)
+        init_normal(self, std=0.02)
         for block in self.blocks:
             for proj in (block.attn.proj, block.mlp.proj):
                 if self.config.zero_init_proj:

@@ -37,6 +37,7 @@ from glassformer.nn.block import Block
 from glassformer.nn.cross_attention import CrossAttention
 from glassformer.nn.embedding import LearnedPositions, SinusoidalPositions, TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points
+from glassformer.nn.init import init_normal
 from glassformer.nn.mlp import MLP
 from glassformer.nn.norm import make_norm
 
@@ -141,13 +142,8 @@ class Seq2Seq(nn.Module):
         self.hook_points = name_hook_points(self)
 
     def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, std=self.config.n_embd**-0.5)
+        """Linear N(0, 0.02); embeddings N(0, 1/d_model) as in the original transformer."""
+        init_normal(self, std=0.02, embedding_std=self.config.n_embd**-0.5)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
