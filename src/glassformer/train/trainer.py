@@ -170,12 +170,16 @@ class Trainer:
             "data_rng": self.data_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # never leave a torn checkpoint
+        # never leave a torn checkpoint: a Ctrl-C during the write is held back until it ends
+        held = []
+        old = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
         try:
             ckpt.save_model(self.out_dir, self.model, self.cfg, self.tokenizer)
             ckpt.save_trainer_state(self.out_dir, state)
         finally:
             signal.signal(signal.SIGINT, old)
+        if held and callable(old):
+            old(signal.SIGINT, None)  # deliver it now (sets the trainer's stop flag)
 
     # -- evaluation --------------------------------------------------------------------------
 
