@@ -3,7 +3,7 @@
 Times square matmuls of a few sizes on the threads torch uses and keeps the best rate of
 each, so the peak is what this machine really does, not a spec sheet. On CPUs without
 AVX512-BF16 or AMX, bf16 is far slower than fp32 (a 100x gap is usual on AVX2), which is
-why training picks its precision by capability (train/device.py).
+why training picks its precision by capability (core/device.py).
 
     python benchmarks/matmul_peak.py [--sizes 512 1024 2048] [--repeats 10] [--threads N]
 
@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from glassformer.train.device import has_fast_bf16, pick_device
+from glassformer.core.device import has_fast_bf16, pick_device
 from glassformer.train.mfu import measure_matmul_peak
 
 

@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 
 from glassformer.commands.overrides import add_config_flags, apply_overrides
+from glassformer.core.device import autocast
 from glassformer.train.config import RunConfig
-from glassformer.train.device import autocast
 from glassformer.train.mfu import flops_per_token, matmul_peak
 from glassformer.train.optim import learning_rate
 from glassformer.train.presets import get_preset

@@ -15,8 +15,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from glassformer.core.paths import cache_dir
 from glassformer.errors import UserError
-from glassformer.train.data import cache_dir
 
 
 @dataclass(frozen=True)

@@ -50,13 +50,13 @@ def _lines(interactive: bool):
 
 def run(args: argparse.Namespace) -> int:
     from glassformer.commands.generate import check_args, generation_kwargs
+    from glassformer.core.device import pick_device
     from glassformer.generate.api import decode_copy, make_generator
     from glassformer.generate.context import Context
     from glassformer.generate.options import GenerationOptions
     from glassformer.generate.sampling import decode
     from glassformer.generate.streaming import TextStream
     from glassformer.train.checkpoint import load
-    from glassformer.train.device import pick_device
 
     check_args(args)
     if args.strategy not in ("greedy", "sample"):

@@ -141,9 +141,9 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from glassformer.core.device import pick_device
     from glassformer.generate.api import encode_prompt, stream
     from glassformer.train.checkpoint import load
-    from glassformer.train.device import pick_device
 
     check_args(args)
     model, tokenizer = load(args.model, pick_device(args.device))

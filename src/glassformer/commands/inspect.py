@@ -121,8 +121,8 @@ def build_view(args: argparse.Namespace) -> dict:
             return tokens_view(load_tokenizer(args.model), text)
         except (TokenizerFormatError, OSError) as e:
             raise UserError(f"{args.model} holds no readable tokenizer ({e})") from None
+    from glassformer.core.device import pick_device
     from glassformer.train.checkpoint import load
-    from glassformer.train.device import pick_device
 
     model, tokenizer = load(args.model, pick_device(args.device))
     if args.view == "attention":

@@ -85,8 +85,8 @@ def add_tokenizer_parser(subparsers) -> None:
 
 def default_tokenizer() -> BPETokenizer:
     """The BPE trained on Python's documentation, trained once and cached."""
+    from glassformer.core.paths import cache_dir
     from glassformer.train.corpus import embedded_corpus
-    from glassformer.train.data import cache_dir
 
     path = cache_dir() / "tokenizers" / f"pydoc-bpe-{DEFAULT_VOCAB_SIZE}.model"
     if path.is_file():

@@ -366,7 +366,7 @@ STEPS = [step_tokens, step_embedding, step_block, step_norm_mlp, step_attention,
 
 
 def run(args: argparse.Namespace) -> int:
-    from glassformer.train.data import cache_dir
+    from glassformer.core.paths import cache_dir
 
     if not args.budget > 0:
         raise UserError(f"--budget must be a positive number of seconds, got {args.budget}")

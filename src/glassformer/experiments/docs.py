@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from glassformer.core.files import atomic_write
 from glassformer.experiments import NAMES
-from glassformer.train.checkpoint import atomic_write
 
 INTRO = """# Experiments: the lecture's questions, measured
 

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from glassformer.train.device import autocast
+from glassformer.core.device import autocast
 
 
 def fixed_batch(trainer, split: str = "val", n: int = 32, seed: int = 12345):

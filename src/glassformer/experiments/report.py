@@ -8,8 +8,8 @@ more than the loss at each evaluation (attention entropy, gradient norms) get a 
 import math
 from pathlib import Path
 
+from glassformer.core.files import atomic_write
 from glassformer.experiments.runner import Experiment, compare
-from glassformer.train.checkpoint import atomic_write
 
 
 def mean_curve(runs: list[dict], key: str) -> tuple[list[float], list[float], ...]:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
+from glassformer.core.files import atomic_write
 from glassformer.errors import UserError
-from glassformer.train.checkpoint import atomic_write
 from glassformer.train.config import RunConfig
 from glassformer.train.metrics import read_metrics
 from glassformer.train.presets import get_preset

@@ -11,7 +11,7 @@ import html
 import json
 from pathlib import Path
 
-from glassformer.train.checkpoint import atomic_write_text
+from glassformer.core.files import atomic_write_text
 
 EXPLAIN = {
     "attention": (

@@ -13,8 +13,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from glassformer.core.files import atomic_write, atomic_write_text
+from glassformer.core.weights import stored_weights
 from glassformer.errors import UserError
-from glassformer.train.checkpoint import atomic_write, atomic_write_text, stored_weights
 
 
 def read_hf_config(folder: str | Path) -> dict:

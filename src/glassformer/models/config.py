@@ -3,12 +3,9 @@
 Each field's `help` is what `glassformer train --help` prints for `--model.FIELD`.
 """
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
-
-def option(default, help: str, choices: tuple | None = None):
-    """A dataclass field that carries its `--help` text and its allowed values."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+from glassformer.core.fields import check_choices, option
 
 
 @dataclass
@@ -57,13 +54,7 @@ class GPTConfig:
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise ValueError(
-                    f"model.{f.name} must be one of {', '.join(choices)}; "
-                    f"got {getattr(self, f.name)!r}"
-                )
+        check_choices(self, "model")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"model.{name} must be a positive integer")

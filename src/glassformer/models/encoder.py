@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glassformer.models.config import GPTConfig, option
+from glassformer.core.fields import option
+from glassformer.models.config import GPTConfig
 from glassformer.nn.block import Block
 from glassformer.nn.embedding import LearnedPositions, TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glassformer.models.config import option
+from glassformer.core.fields import option
 
 
 @dataclass

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glassformer.models.config import GPTConfig, option
+from glassformer.core.fields import option
+from glassformer.models.config import GPTConfig
 from glassformer.models.encoder import padding_mask
 from glassformer.nn.attention import SelfAttention
 from glassformer.nn.block import Block

@@ -14,16 +14,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
+from glassformer.core.files import atomic_write_text
+from glassformer.core.weights import load_weights, save_weights
 from glassformer.errors import UserError
 from glassformer.tasks.vocab import Vocab
-from glassformer.train.checkpoint import (
-    atomic_write,
-    atomic_write_text,
-    load_weights,
-    stored_weights,
-)
 
 FORMAT_VERSION = 1
 
@@ -47,8 +42,7 @@ def save_task_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     family = next(f for f, (cls, _) in _families().items() if isinstance(model, cls))
-    weights = stored_weights(model)
-    atomic_write(out_dir / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
+    save_weights(model, out_dir / "model.safetensors")
     vocab.save(out_dir / "vocab.json")
     meta = {
         "format_version": FORMAT_VERSION,

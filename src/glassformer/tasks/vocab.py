@@ -11,8 +11,8 @@ id of a symbol is its index).
 import json
 from pathlib import Path
 
+from glassformer.core.files import atomic_write_text
 from glassformer.errors import UserError
-from glassformer.train.checkpoint import atomic_write_text
 
 SPECIALS = ("[PAD]", "[BOS]", "[EOS]", "[MASK]", "[CLS]")
 PAD, BOS, EOS, MASK, CLS = range(len(SPECIALS))

@@ -36,6 +36,7 @@ from functools import cached_property
 import regex
 import tiktoken
 
+from glassformer.core.files import atomic_write_text
 from glassformer.errors import UserError
 from glassformer.tokenizers.bpe_encode import ReferenceEncoder, bpe_merge
 from glassformer.tokenizers.bpe_train import train_bpe
@@ -44,7 +45,6 @@ from glassformer.tokenizers.fileformat import (
     header_line,
     read_tokenizer_file,
     vocab_path,
-    write_atomic,
 )
 from glassformer.tokenizers.pretokenize import GPT2_PATTERN
 from glassformer.tokenizers.special import AllOr, SpecialTokens
@@ -282,8 +282,8 @@ class BPETokenizer:
         lines.extend(f"{i} {self.decoder[i].hex()}" for i in sorted(self.ranks.values()))
         lines.append(f"special {len(self.special)}")
         lines.extend(f"{i} {json.dumps(s)}" for s, i in self.special.tokens.items())
-        write_atomic(path, "\n".join(lines) + "\n")
-        write_atomic(vocab_path(path), self.vocab_dump())
+        atomic_write_text(path, "\n".join(lines) + "\n")
+        atomic_write_text(vocab_path(path), self.vocab_dump())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "BPETokenizer":

@@ -17,13 +17,13 @@ File format (after the header line `glassformer-tokenizer char v1`): one line
 import json
 import os
 
+from glassformer.core.files import atomic_write_text
 from glassformer.errors import UserError
 from glassformer.tokenizers.fileformat import (
     TokenizerFormatError,
     header_line,
     read_tokenizer_file,
     vocab_path,
-    write_atomic,
 )
 
 
@@ -80,9 +80,9 @@ class CharTokenizer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write `path` (the model) and `path` with suffix `.vocab` (one `id<TAB>char` per line)."""
-        write_atomic(path, f"{header_line('char')}\nchars {json.dumps(self.chars)}\n")
+        atomic_write_text(path, f"{header_line('char')}\nchars {json.dumps(self.chars)}\n")
         dump = "".join(f"{i}\t{json.dumps(c)}\n" for i, c in enumerate(self.chars))
-        write_atomic(vocab_path(path), dump)
+        atomic_write_text(vocab_path(path), dump)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CharTokenizer":

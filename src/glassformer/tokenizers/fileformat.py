@@ -1,4 +1,5 @@
-"""The tokenizer file format: a versioned text file, written atomically.
+"""The tokenizer file format: a versioned text file, written atomically
+(`core/files.py`).
 
 Every tokenizer file starts with one header line naming its kind and format version::
 
@@ -15,7 +16,6 @@ Example: `read_tokenizer_file("t.model", "char")` on a file whose first line is
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 from glassformer.errors import UserError
@@ -32,28 +32,6 @@ def header_line(kind: str) -> str:
     """First line of a tokenizer file: `header_line("bpe") -> "glassformer-tokenizer bpe v1"`."""
     return f"{MAGIC} {kind} {FORMAT_VERSION}"
 
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` (UTF-8) to `path` so that a reader sees the old file or the new one, never half.
-
-    The text goes to a temporary file in the same folder, is flushed and fsync'ed, and then
-    replaces `path` with `os.replace` (atomic on POSIX and Windows).
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(
-            f"cannot write {path}: folder {path.parent} does not exist; create it first."
-        )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def vocab_path(path: str | os.PathLike) -> Path:

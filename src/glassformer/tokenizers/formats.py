@@ -20,9 +20,10 @@ import os
 from functools import cache
 from pathlib import Path
 
+from glassformer.core.files import atomic_write_text
 from glassformer.errors import UserError
 from glassformer.tokenizers.bpe import BPETokenizer
-from glassformer.tokenizers.fileformat import TokenizerFormatError, write_atomic
+from glassformer.tokenizers.fileformat import TokenizerFormatError
 from glassformer.tokenizers.pretokenize import GPT2_PATTERN
 
 
@@ -114,7 +115,7 @@ def save_tiktoken_file(tokenizer: BPETokenizer, path: str | os.PathLike) -> None
         f"{base64.b64encode(t).decode()} {i}"
         for t, i in sorted(tokenizer.ranks.items(), key=lambda kv: kv[1])
     )
-    write_atomic(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def hf_merges(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
@@ -175,4 +176,4 @@ def hf_tokenizer_json(tokenizer: BPETokenizer) -> dict:
 
 def save_hf_tokenizer_json(tokenizer: BPETokenizer, path: str | os.PathLike) -> None:
     """Write `tokenizer.json` for `tokenizers.Tokenizer.from_file` / `PreTrainedTokenizerFast`."""
-    write_atomic(path, json.dumps(hf_tokenizer_json(tokenizer), ensure_ascii=False))
+    atomic_write_text(path, json.dumps(hf_tokenizer_json(tokenizer), ensure_ascii=False))

@@ -11,14 +11,12 @@ leaves either the old file or the new one, never half of one.
 """
 
 import json
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
+from glassformer.core.files import atomic_write, atomic_write_text
+from glassformer.core.weights import load_weights, save_weights
 from glassformer.errors import UserError
 from glassformer.models.gpt import GPT
 from glassformer.models.lstm import LSTMConfig
@@ -27,40 +25,11 @@ from glassformer.train.config import RunConfig
 FORMAT_VERSION = 1
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp_path)`, fsync the result and rename it to `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def stored_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict with each tied tensor stored once (e.g. a GPT's lm_head = tok_emb)."""
-    seen: set[int] = set()
-    tied = set()
-    for name, p in model.named_parameters(remove_duplicate=False):
-        if id(p) in seen:
-            tied.add(name)
-        seen.add(id(p))
-    return {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in tied}
-
-
 def save_model(out_dir: Path, model: GPT, config: RunConfig, tokenizer) -> None:
     """Write weights, config, tokenizer and model card (not the trainer state)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    weights = stored_weights(model)
-    atomic_write(out_dir / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
+    save_weights(model, out_dir / "model.safetensors")
     family = "lstm" if isinstance(config.model, LSTMConfig) else "gpt"
     meta = {"format_version": FORMAT_VERSION, "family": family, **config.to_dict()}
     atomic_write_text(out_dir / "config.json", json.dumps(meta, indent=2) + "\n")
@@ -131,26 +100,6 @@ def read_config(path: Path) -> RunConfig:
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{cfg_path} is not a valid glassformer config ({e}); retrain") from None
 
-
-def load_weights(model: torch.nn.Module, file: Path) -> None:
-    """Load safetensors weights into `model`, naming any missing, extra or misshapen tensor."""
-    try:
-        weights = load_file(str(file))
-    except (SafetensorError, OSError) as e:
-        raise UserError(f"{file} is not a readable safetensors file ({e})") from None
-    expected = stored_weights(model)
-    missing = sorted(set(expected) - set(weights))
-    extra = sorted(set(weights) - set(expected))
-    if missing or extra:
-        what = f"missing tensor {missing[0]!r}" if missing else f"unexpected tensor {extra[0]!r}"
-        raise UserError(f"{file} does not match its config.json: {what}")
-    for name, tensor in weights.items():
-        if tensor.shape != expected[name].shape:
-            raise UserError(
-                f"{file} does not match its config.json: tensor {name!r} has shape "
-                f"{tuple(tensor.shape)}, the config needs {tuple(expected[name].shape)}"
-            )
-    model.load_state_dict(weights, strict=False)
 
 
 def load(path: str | Path, device: str | torch.device = "cpu"):

@@ -6,7 +6,8 @@ as `--model.n_layer 6` or `--train.lr 3e-4`, and `--help` lists every field with
 
 from dataclasses import asdict, dataclass, field, fields
 
-from glassformer.models.config import GPTConfig, option
+from glassformer.core.fields import check_choices, option
+from glassformer.models.config import GPTConfig
 
 
 @dataclass
@@ -64,7 +65,7 @@ class TrainConfig:
             raise ValueError("train.time_budget must be >= 0 seconds")
         if not self.lr > 0:
             raise ValueError("train.lr must be > 0")
-        _check_choices(self, "train")
+        check_choices(self, "train")
 
 
 @dataclass
@@ -82,16 +83,6 @@ class DataConfig:
             raise ValueError("data.val_fraction must be between 0 and 1")
         if self.vocab_size < 257:
             raise ValueError("data.vocab_size must be at least 257 (256 bytes + <|endoftext|>)")
-
-
-def _check_choices(obj, prefix: str) -> None:
-    for f in fields(obj):
-        choices = f.metadata.get("choices")
-        if choices and getattr(obj, f.name) not in choices:
-            raise ValueError(
-                f"{prefix}.{f.name} must be one of {', '.join(choices)}; "
-                f"got {getattr(obj, f.name)!r}"
-            )
 
 
 @dataclass

@@ -10,27 +10,13 @@ targets the same window shifted by one.
 """
 
 import hashlib
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from glassformer.core.files import atomic_write_bytes
+from glassformer.core.paths import cache_dir
 from glassformer.errors import UserError
-
-
-def cache_dir() -> Path:
-    """`$GLASSFORMER_CACHE`, else `~/.cache/glassformer`."""
-    return Path(os.environ.get("GLASSFORMER_CACHE", Path.home() / ".cache" / "glassformer"))
-
-
-def _write_ids_atomic(path: Path, ids: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(ids.tobytes())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def cached_token_ids(text: str, tokenizer, key: str) -> np.memmap:
@@ -41,7 +27,8 @@ def cached_token_ids(text: str, tokenizer, key: str) -> np.memmap:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         encode = getattr(tokenizer, "encode_ordinary", tokenizer.encode)  # specials as text
-        _write_ids_atomic(path, np.asarray(encode(text), dtype=dtype))
+        ids = np.asarray(encode(text), dtype=dtype)
+        atomic_write_bytes(path, ids.tobytes())
     return np.memmap(path, dtype=dtype, mode="r")
 
 

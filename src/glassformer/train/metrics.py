@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from glassformer.train.checkpoint import atomic_write
+from glassformer.core.files import atomic_write
 
 
 class MetricsLog:

@@ -26,8 +26,8 @@ import time
 import torch
 from torch import nn
 
-from glassformer.train.checkpoint import atomic_write_text
-from glassformer.train.data import cache_dir
+from glassformer.core.files import atomic_write_text
+from glassformer.core.paths import cache_dir
 
 
 def matmul_weights(model: nn.Module) -> int:

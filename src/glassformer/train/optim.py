@@ -16,8 +16,8 @@ import math
 
 import torch
 
+from glassformer.core.device import has_fast_bf16
 from glassformer.train.config import TrainConfig
-from glassformer.train.device import has_fast_bf16
 from glassformer.train.muon import Muon, MuonWithAdamW, hidden_matrices
 
 

@@ -27,6 +27,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from glassformer.core.device import autocast, pick_device, resolve_precision
 from glassformer.errors import UserError
 from glassformer.models.gpt import GPT
 from glassformer.models.lstm import LSTMConfig, LSTMLanguageModel
@@ -34,7 +35,6 @@ from glassformer.train import checkpoint as ckpt
 from glassformer.train.config import RunConfig
 from glassformer.train.corpus import read_corpus
 from glassformer.train.data import Batches, cached_token_ids, split_ids
-from glassformer.train.device import autocast, pick_device, resolve_precision
 from glassformer.train.distributed import Distributed
 from glassformer.train.metrics import MetricsLog, plot_loss_curve
 from glassformer.train.mfu import flops_per_token, matmul_peak
