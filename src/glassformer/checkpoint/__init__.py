@@ -1,0 +1,23 @@
+"""The checkpoint folder: one format for every model family, written and read here.
+
+    DIR/config.json         {"format_version": 1, "family": "gpt" | "lstm" | "encoder" |
+                             "seq2seq", "model": {...the model config...}, **meta}
+                            (meta: a run's "train" / "data" sections, a task's "task" /
+                             "results")
+    DIR/model.safetensors   the weights (tied tensors stored once)
+    DIR/tokenizer.model     the tokenizer (+ tokenizer.vocab, a human-readable dump)
+    DIR/README.md           a short model card
+    DIR/trainer_state.pt    optimizer, step, RNG states, for resuming (loaded weights_only)
+
+    >>> save("runs/tiny", model, tokenizer, meta={"task": "dates"})   # doctest: +SKIP
+    >>> model, tokenizer = load("runs/tiny")                          # doctest: +SKIP
+
+`load` also reads a Hugging Face GPT-2 folder and the task folders of earlier glassformer
+versions (their symbols in `vocab.json`). Every file is written atomically
+(`core/files.py`), so a crash leaves the old file or the new one, never half of one.
+"""
+
+from glassformer.checkpoint.read import load, load_trainer_state, read_meta
+from glassformer.checkpoint.write import save
+
+__all__ = ["load", "load_trainer_state", "read_meta", "save"]
