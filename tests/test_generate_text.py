@@ -9,10 +9,10 @@ import torch
 
 import glassformer
 from glassformer import GPT, GPTConfig
+from glassformer.checkpoint import save
 from glassformer.cli import main
 from glassformer.generate.streaming import TextStream, complete_prefix
 from glassformer.tokenizers import BPETokenizer, CharTokenizer
-from glassformer.train.checkpoint import save_model
 from glassformer.train.config import RunConfig
 
 TEXT = "héllo wörld, naïve café ☕ 日本語のテキスト 🙂 Ünïcödé ñ " * 8
@@ -106,7 +106,7 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = GPT(config.model)
     out = tmp_path_factory.mktemp("ckpt") / "chatty"
-    save_model(out, model, config, tok)
+    save(out, model, tok, meta=config.to_dict())
     return out
 
 

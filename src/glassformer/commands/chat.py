@@ -49,6 +49,7 @@ def _lines(interactive: bool):
 
 
 def run(args: argparse.Namespace) -> int:
+    from glassformer.checkpoint import load
     from glassformer.commands.generate import check_args, generation_kwargs
     from glassformer.core.device import pick_device
     from glassformer.generate.api import decode_copy, make_generator
@@ -56,14 +57,13 @@ def run(args: argparse.Namespace) -> int:
     from glassformer.generate.options import GenerationOptions
     from glassformer.generate.sampling import decode
     from glassformer.generate.streaming import TextStream
-    from glassformer.train.checkpoint import load
 
     check_args(args)
     if args.strategy not in ("greedy", "sample"):
         raise UserError(f"chat supports --strategy greedy or sample, not {args.strategy}")
     kw = generation_kwargs(args)
     stop = ["\n", *kw.pop("stop")]
-    model, tokenizer = load(args.model, pick_device(args.device))
+    model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
     device = next(model.parameters()).device
     eot = tokenizer.eot_id
     opts = GenerationOptions(**kw, stop_ids=() if eot is None else (eot,))

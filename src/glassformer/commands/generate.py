@@ -141,12 +141,12 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from glassformer.checkpoint import load
     from glassformer.core.device import pick_device
     from glassformer.generate.api import encode_prompt, stream
-    from glassformer.train.checkpoint import load
 
     check_args(args)
-    model, tokenizer = load(args.model, pick_device(args.device))
+    model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
     n = len(encode_prompt(tokenizer, args.prompt))  # also: an unknown character, an empty prompt
     block = model.config.block_size
     if n > block:

@@ -121,10 +121,10 @@ def build_view(args: argparse.Namespace) -> dict:
             return tokens_view(load_tokenizer(args.model), text)
         except (TokenizerFormatError, OSError) as e:
             raise UserError(f"{args.model} holds no readable tokenizer ({e})") from None
+    from glassformer.checkpoint import load
     from glassformer.core.device import pick_device
-    from glassformer.train.checkpoint import load
 
-    model, tokenizer = load(args.model, pick_device(args.device))
+    model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
     if args.view == "attention":
         from glassformer.inspect.attention import attention_view
 
@@ -143,11 +143,11 @@ def build_view(args: argparse.Namespace) -> dict:
         from glassformer.inspect.embeddings import token_embeddings_view
 
         return token_embeddings_view(model, tokenizer, text)
+    from glassformer.checkpoint import read_meta
     from glassformer.inspect.neurons import neuron_view
-    from glassformer.train.checkpoint import read_config
     from glassformer.train.corpus import read_corpus
 
-    corpus = text if text else read_corpus(read_config(args.model).data.path)
+    corpus = text if text else read_corpus(read_meta(args.model).get("data", {}).get("path", ""))
     return neuron_view(model, tokenizer, corpus, args.layer or 0, args.neuron, args.top)
 
 

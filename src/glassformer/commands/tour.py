@@ -121,7 +121,7 @@ class Tour:
 
 def get_model(args: argparse.Namespace, model_dir: Path):
     """The cached tour model, or a new one trained for `--budget` seconds."""
-    from glassformer.train.checkpoint import load
+    from glassformer.checkpoint import load
 
     if not args.retrain:
         try:

@@ -21,9 +21,16 @@ from pathlib import Path
 import torch
 
 from glassformer.errors import UserError
-from glassformer.interop.folder import check_consumed, load_exact, take
+from glassformer.interop.folder import (
+    check_consumed,
+    load_exact,
+    read_hf_config,
+    read_hf_weights,
+    take,
+)
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
+from glassformer.tokenizers.formats import load_gpt2_files
 
 # Hugging Face activation names <-> ours (gelu_new and gelu_pytorch_tanh are the same function)
 _ACT_FROM_HF = {
@@ -180,13 +187,14 @@ def load_gpt2_folder(path: str | Path):
 
     This is what lets `glassformer generate --model PATH` run real GPT-2 weights.
     """
-    from glassformer.interop.convert import from_hf
-    from glassformer.tokenizers.formats import load_gpt2_files
-
     path = Path(path)
-    model = from_hf(path)
-    if not isinstance(model, GPT):
-        raise UserError(f"{path} is not a GPT-2 folder; glassformer generate needs a GPT")
+    hf = read_hf_config(path)
+    if hf.get("model_type") != "gpt2":
+        raise UserError(
+            f"{path} holds a Hugging Face {hf.get('model_type')!r} model, not GPT-2; "
+            "glassformer.load reads GPT-2 folders (interop.from_hf reads the model alone)"
+        )
+    model = gpt2_from_hf(hf, read_hf_weights(path), path).eval()
     if not (path / "vocab.json").is_file() or not (path / "merges.txt").is_file():
         raise UserError(
             f"{path} has no vocab.json and merges.txt; copy GPT-2's tokenizer files beside "
