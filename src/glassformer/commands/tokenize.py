@@ -22,6 +22,7 @@ from glassformer.errors import UserError
 from glassformer.tokenizers import (
     BPETokenizer,
     CharTokenizer,
+    SymbolVocab,
     Tokenizer,
     WordPieceTokenizer,
     load_tokenizer,
@@ -98,7 +99,7 @@ def default_tokenizer() -> BPETokenizer:
     return tokenizer
 
 
-def resolve_tokenizer(path: str | None) -> Tokenizer | WordPieceTokenizer:
+def resolve_tokenizer(path: str | None) -> Tokenizer:
     if path is None:
         return default_tokenizer()
     if Path(path).suffix == ".txt":
@@ -106,9 +107,7 @@ def resolve_tokenizer(path: str | None) -> Tokenizer | WordPieceTokenizer:
     return load_tokenizer(path)
 
 
-def encode_with_pieces(
-    tokenizer: Tokenizer | WordPieceTokenizer, text: str
-) -> tuple[list[int], list[str]]:
+def encode_with_pieces(tokenizer: Tokenizer, text: str) -> tuple[list[int], list[str]]:
     """Ids of `text` and the text each id stands for (bytes that are not UTF-8 alone as `\\xe4`)."""
     if isinstance(tokenizer, WordPieceTokenizer):
         ids = tokenizer.encode(text, add_special_tokens=False)
@@ -116,6 +115,9 @@ def encode_with_pieces(
     if isinstance(tokenizer, CharTokenizer):
         ids = tokenizer.encode(text)
         return ids, [tokenizer.chars[i] for i in ids]
+    if isinstance(tokenizer, SymbolVocab):
+        ids = tokenizer.encode(text)
+        return ids, [tokenizer.symbols[i] for i in ids]
     ids = tokenizer.encode(text, allowed_special="all")
     pieces = []
     for i in ids:

@@ -3,7 +3,7 @@
     DIR/model.safetensors   the weights (tied tensors once)
     DIR/config.json         {"family": "encoder" | "seq2seq" | "lstm", "task": ..., "model": {...},
                              "results": {held-out numbers}}
-    DIR/vocab.json          the task's symbols
+    DIR/tokenizer.model     the task's symbols (`tokenizers/symbols.py`; older folders: vocab.json)
     DIR/metrics.jsonl       the training records
 
 Loading checks the family before anything else and then every tensor's name and shape
@@ -18,7 +18,7 @@ import torch
 from glassformer.core.files import atomic_write_text
 from glassformer.core.weights import load_weights, save_weights
 from glassformer.errors import UserError
-from glassformer.tasks.vocab import Vocab
+from glassformer.tokenizers.symbols import SymbolVocab
 
 FORMAT_VERSION = 1
 
@@ -37,13 +37,13 @@ def _families() -> dict[str, tuple[type, type]]:
 
 
 def save_task_model(
-    out_dir: Path, model: torch.nn.Module, task: str, vocab: Vocab, results: dict
+    out_dir: Path, model: torch.nn.Module, task: str, vocab: SymbolVocab, results: dict
 ) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     family = next(f for f, (cls, _) in _families().items() if isinstance(model, cls))
     save_weights(model, out_dir / "model.safetensors")
-    vocab.save(out_dir / "vocab.json")
+    vocab.save(out_dir / "tokenizer.model")
     meta = {
         "format_version": FORMAT_VERSION,
         "family": family,
@@ -77,4 +77,10 @@ def load_task_model(path: str | Path, family: str | None = None):
         raise UserError(f"{cfg_path} has an invalid model config ({e}); retrain") from None
     model = model_cls(config)
     load_weights(model, path / "model.safetensors")
-    return model.eval(), Vocab.load(path / "vocab.json"), meta
+    old = (path / "vocab.json").is_file() and not (path / "tokenizer.model").is_file()
+    vocab = (
+        SymbolVocab.from_vocab_json(path / "vocab.json")
+        if old
+        else SymbolVocab.load(path / "tokenizer.model")
+    )
+    return model.eval(), vocab, meta

@@ -25,7 +25,7 @@ import torch
 from glassformer.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from glassformer.tasks.checkpoint import save_task_model
 from glassformer.tasks.loop import LoopSettings, fit
-from glassformer.tasks.vocab import BOS, EOS, PAD, SPECIALS, Vocab
+from glassformer.tokenizers.symbols import BOS, EOS, PAD, SPECIALS, SymbolVocab
 
 MONTHS = [dt.date(2000, m, 1).strftime("%B") for m in range(1, 13)]
 WEEKDAYS = [dt.date(2024, 1, d).strftime("%A") for d in range(1, 8)]  # 2024-01-01: Monday
@@ -82,13 +82,13 @@ class DatesTask:
     n_test: int = 1000
     lr: float = 1e-3
 
-    def vocab(self) -> Vocab:
-        return Vocab.of_chars(ALPHABET)
+    def vocab(self) -> SymbolVocab:
+        return SymbolVocab.of_chars(ALPHABET)
 
-    def model(self, vocab: Vocab) -> Seq2Seq:
+    def model(self, vocab: SymbolVocab) -> Seq2Seq:
         return Seq2Seq(
             Seq2SeqConfig(
-                vocab_size=len(vocab),
+                vocab_size=vocab.vocab_size,
                 block_size=48,
                 n_layer=self.n_layer,
                 n_dec_layer=self.n_layer,
@@ -102,7 +102,7 @@ class DatesTask:
         )
 
 
-def encode_batch(pairs: list[tuple[str, str]], vocab: Vocab):
+def encode_batch(pairs: list[tuple[str, str]], vocab: SymbolVocab):
     """Sources padded to the longest (B, S) with their mask, decoder input and targets (B, 11)."""
     src_ids = [vocab.encode(s) for s, _ in pairs]
     S = max(len(s) for s in src_ids)
@@ -115,7 +115,7 @@ def encode_batch(pairs: list[tuple[str, str]], vocab: Vocab):
     return src, (src != PAD).long(), tgt_in, targets
 
 
-def exact_match(model: Seq2Seq, vocab: Vocab, pairs: list[tuple[str, str]]) -> float:
+def exact_match(model: Seq2Seq, vocab: SymbolVocab, pairs: list[tuple[str, str]]) -> float:
     """Fraction of pairs whose greedy decoding equals the ISO date exactly."""
     right = 0
     for start in range(0, len(pairs), 256):

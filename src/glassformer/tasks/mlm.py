@@ -19,7 +19,7 @@ import torch
 from glassformer.models.encoder import Encoder, EncoderConfig
 from glassformer.tasks.checkpoint import save_task_model
 from glassformer.tasks.loop import LoopSettings, fit
-from glassformer.tasks.vocab import MASK, SPECIALS, Vocab
+from glassformer.tokenizers.symbols import MASK, SPECIALS, SymbolVocab
 from glassformer.train.corpus import read_corpus
 from glassformer.train.data import split_ids
 
@@ -50,9 +50,9 @@ class MLMTask:
     lr: float = 1e-3
     data: str = ""
 
-    def model(self, vocab: Vocab) -> Encoder:
+    def model(self, vocab: SymbolVocab) -> Encoder:
         cfg = EncoderConfig(
-            vocab_size=len(vocab),
+            vocab_size=vocab.vocab_size,
             block_size=self.block_size,
             n_layer=self.n_layer,
             n_head=self.n_head,
@@ -74,17 +74,17 @@ def train(task: MLMTask, loop: LoopSettings, out_dir: Path, log=None) -> dict:
     """Pretrain with masked-LM on the corpus; report held-out masked-character accuracy."""
     torch.manual_seed(loop.seed)
     text = read_corpus(task.data)
-    vocab = Vocab.of_chars(text)
+    vocab = SymbolVocab.of_chars(text)
     ids = np.asarray(vocab.encode(text), dtype=np.int64)
     train_ids, val_ids = split_ids(ids, 0.1, task.block_size)
     model = task.model(vocab)
     gen = torch.Generator().manual_seed(loop.seed)
-    counts = np.bincount(train_ids, minlength=len(vocab))
+    counts = np.bincount(train_ids, minlength=vocab.vocab_size)
     majority = int(counts.argmax())
 
     def step_loss(step: int) -> torch.Tensor:
         x = windows(train_ids, task.batch_size, task.block_size, gen)
-        inputs, targets = mask_tokens(x, len(vocab), gen)
+        inputs, targets = mask_tokens(x, vocab.vocab_size, gen)
         return model(inputs, targets)[1]
 
     def evaluate() -> dict:
@@ -92,7 +92,7 @@ def train(task: MLMTask, loop: LoopSettings, out_dir: Path, log=None) -> dict:
         losses, right, guess, total = [], 0, 0, 0
         for _ in range(task.eval_batches):
             x = windows(val_ids, task.batch_size, task.block_size, eval_gen)
-            inputs, targets = mask_tokens(x, len(vocab), eval_gen)
+            inputs, targets = mask_tokens(x, vocab.vocab_size, eval_gen)
             logits, loss = model(inputs, targets)
             chosen = targets >= 0
             losses.append(loss.item())

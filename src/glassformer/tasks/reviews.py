@@ -22,7 +22,7 @@ import torch
 from glassformer.models.encoder import Encoder, EncoderConfig
 from glassformer.tasks.checkpoint import save_task_model
 from glassformer.tasks.loop import LoopSettings, fit
-from glassformer.tasks.vocab import CLS, PAD, Vocab
+from glassformer.tokenizers.symbols import CLS, PAD, SymbolVocab
 
 PRODUCTS = "phone laptop movie book hotel restaurant camera game album chair jacket printer".split()
 PARTS = "screen battery service story sound design price plot staff keyboard food ending".split()
@@ -78,14 +78,14 @@ class SentimentTask:
     n_test: int = 2000
     lr: float = 1e-3
 
-    def vocab(self) -> Vocab:
+    def vocab(self) -> SymbolVocab:
         words = PRODUCTS + PARTS + POSITIVE + NEGATIVE + INTENSIFIERS[1:] + NEGATIONS
         words += "the is i expected to be but it was and of this honestly".split()
-        return Vocab.of_words(words)
+        return SymbolVocab.of_words(words)
 
-    def model(self, vocab: Vocab) -> Encoder:
+    def model(self, vocab: SymbolVocab) -> Encoder:
         cfg = EncoderConfig(
-            vocab_size=len(vocab),
+            vocab_size=vocab.vocab_size,
             block_size=24,
             n_layer=self.n_layer,
             n_head=self.n_head,
@@ -100,7 +100,7 @@ class SentimentTask:
         return Encoder(cfg)
 
 
-def encode_batch(pairs: list[tuple[str, int]], vocab: Vocab):
+def encode_batch(pairs: list[tuple[str, int]], vocab: SymbolVocab):
     """[CLS] words [PAD]... (B, T), the padding mask (B, T) and the labels (B,)."""
     rows = [[CLS, *vocab.encode(s)] for s, _ in pairs]
     T = max(len(r) for r in rows)
@@ -110,7 +110,7 @@ def encode_batch(pairs: list[tuple[str, int]], vocab: Vocab):
     return ids, (ids != PAD).long(), torch.tensor([label for _, label in pairs])
 
 
-def accuracy(model: Encoder, vocab: Vocab, pairs: list[tuple[str, int]]) -> float:
+def accuracy(model: Encoder, vocab: SymbolVocab, pairs: list[tuple[str, int]]) -> float:
     ids, mask, labels = encode_batch(pairs, vocab)
     logits, _ = model.classify(ids, mask)
     return (logits.argmax(-1) == labels).float().mean().item()

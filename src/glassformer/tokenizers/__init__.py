@@ -4,6 +4,8 @@
 - `BPETokenizer`: byte-level BPE, GPT-2 style; fast training, a readable reference encoder
   and a tiktoken fast path that gives identical ids.
 - `WordPieceTokenizer`: BERT's tokenizer, from a `vocab.txt`.
+- `SymbolVocab`: the tasks' fixed symbols (special tokens, then characters or words).
+- `Tokenizer`: the protocol all four implement (`protocol.py`).
 - `load_tokenizer(path)`: load any tokenizer file written by glassformer (or a checkpoint
   folder holding `tokenizer.model`), dispatching on the file's header line.
 """
@@ -17,14 +19,17 @@ from glassformer.tokenizers.formats import (
     save_hf_tokenizer_json,
     save_tiktoken_file,
 )
-from glassformer.tokenizers.load import Tokenizer, load_tokenizer
+from glassformer.tokenizers.load import load_tokenizer
+from glassformer.tokenizers.protocol import Tokenizer
 from glassformer.tokenizers.special import DisallowedSpecialTokenError
+from glassformer.tokenizers.symbols import SymbolVocab
 from glassformer.tokenizers.wordpiece import WordPieceTokenizer
 
 __all__ = [
     "BPETokenizer",
     "CharTokenizer",
     "DisallowedSpecialTokenError",
+    "SymbolVocab",
     "Tokenizer",
     "TokenizerFormatError",
     "WordPieceTokenizer",

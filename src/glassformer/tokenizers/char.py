@@ -69,6 +69,10 @@ class CharTokenizer:
                 "or use a byte-level BPE tokenizer."
             ) from None
 
+    def encode_ordinary(self, text: str) -> list[int]:
+        """The same as `encode`: a character tokenizer has no special tokens."""
+        return self.encode(text)
+
     def decode(self, ids: list[int]) -> str:
         chars, n = self.chars, len(self.chars)
         for i in ids:

@@ -18,17 +18,35 @@ Three steps, each matching Hugging Face `tokenizers` (`BertNormalizer`, `BertPre
     [101, 7592, 102]
 
 Special tokens written in the text (`[MASK]`, exactly as in the vocabulary) are kept whole,
-as Hugging Face does.
+as Hugging Face does; `encode_ordinary` treats them as plain text and adds no `[CLS]`/`[SEP]`.
+
+`eot_id` is None: a BERT vocabulary has no end-of-text token. `[SEP]` (`sep_id`) separates
+segments and closes every `encode`, so a decoder that stopped at it would stop at each
+segment; Hugging Face's `BertTokenizer` likewise has no `eos_token`.
+
+File format (after the header line `glassformer-tokenizer wordpiece v1`)::
+
+    lowercase <JSON bool>
+    strip_accents <JSON bool or null: null follows lowercase>
+    tokens <N>
+    <id> <JSON string>                 N lines, ids increasing
 """
 
+import json
 import os
 import unicodedata
 from pathlib import Path
 
 import regex
 
+from glassformer.core.files import atomic_write_text
 from glassformer.errors import UserError
-from glassformer.tokenizers.fileformat import TokenizerFormatError
+from glassformer.tokenizers.fileformat import (
+    TokenizerFormatError,
+    header_line,
+    read_tokenizer_file,
+    vocab_path,
+)
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -104,6 +122,7 @@ class WordPieceTokenizer:
 
     max_input_chars_per_word = 100
     prefix = "##"
+    eot_id: int | None = None
 
     def __init__(
         self, vocab: dict[str, int], lowercase: bool = True, strip_accents: bool | None = None
@@ -193,9 +212,65 @@ class WordPieceTokenizer:
         ids = [self.vocab[t] for t in self.tokenize(text)]
         return [self.cls_id, *ids, self.sep_id] if add_special_tokens else ids
 
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Ids of `text` as plain text: no `[CLS]`/`[SEP]`, and `[MASK]` in it is 3 tokens."""
+        return [self.vocab[t] for t in self._tokenize_plain(text)]
+
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         """Join tokens with spaces and glue `##` continuations: `[7592, 999] -> "hello !"`."""
+        unknown = [i for i in ids if i not in self.inverse]
+        if unknown:
+            raise UserError(
+                f"token id {unknown[0]} is not in this WordPiece vocabulary; decode ids "
+                "produced by this tokenizer."
+            )
         tokens = [
             self.inverse[i] for i in ids if not (skip_special_tokens and i in self.special_ids)
         ]
         return " ".join(tokens).replace(" " + self.prefix, "")
+
+    # ---- files ---------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write `path` and `path` with suffix `.vocab` (one `id<TAB>token` per line)."""
+        order = sorted(self.inverse)
+        lines = [
+            header_line("wordpiece"),
+            f"lowercase {json.dumps(self.lowercase)}",
+            f"strip_accents {json.dumps(self.strip_accents)}",
+            f"tokens {len(order)}",
+            *(f"{i} {json.dumps(self.inverse[i])}" for i in order),
+        ]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+        dump = "".join(f"{i}\t{json.dumps(self.inverse[i])}\n" for i in order)
+        atomic_write_text(vocab_path(path), dump)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "WordPieceTokenizer":
+        lines = read_tokenizer_file(path, "wordpiece")
+        try:
+            options = {}
+            for line, key in zip(lines[:3], ("lowercase", "strip_accents", "tokens"), strict=True):
+                found, value = line.split(" ", 1)
+                if found != key:
+                    raise ValueError(key)
+                options[key] = json.loads(value)
+            if not isinstance(options["lowercase"], bool) or options["strip_accents"] not in (
+                True, False, None
+            ):
+                raise ValueError("options")
+            if len(lines) != 3 + options["tokens"]:
+                raise ValueError("tokens")
+            vocab: dict[str, int] = {}
+            for line in lines[3:]:
+                i, token = line.split(" ", 1)
+                token = json.loads(token)
+                if not isinstance(token, str) or token in vocab:
+                    raise ValueError(f"token {i}")
+                vocab[token] = int(i)
+        except (ValueError, TypeError, KeyError):
+            raise TokenizerFormatError(
+                f"{path} is truncated or damaged (a line does not match the wordpiece v1 "
+                "format); re-save the tokenizer."
+            ) from None
+        return cls(vocab, options["lowercase"], options["strip_accents"])

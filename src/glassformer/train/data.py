@@ -17,17 +17,17 @@ import torch
 from glassformer.core.files import atomic_write_bytes
 from glassformer.core.paths import cache_dir
 from glassformer.errors import UserError
+from glassformer.tokenizers import Tokenizer
 
 
-def cached_token_ids(text: str, tokenizer, key: str) -> np.memmap:
+def cached_token_ids(text: str, tokenizer: Tokenizer, key: str) -> np.memmap:
     """Encode `text` once; later calls with the same text and tokenizer map the cached file."""
     dtype = np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32
     digest = hashlib.sha256(text.encode("utf-8") + key.encode("utf-8")).hexdigest()[:24]
     path = cache_dir() / "tokens" / f"{digest}.{np.dtype(dtype).name}.bin"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        encode = getattr(tokenizer, "encode_ordinary", tokenizer.encode)  # specials as text
-        ids = np.asarray(encode(text), dtype=dtype)
+        ids = np.asarray(tokenizer.encode_ordinary(text), dtype=dtype)  # specials as text
         atomic_write_bytes(path, ids.tobytes())
     return np.memmap(path, dtype=dtype, mode="r")
 
