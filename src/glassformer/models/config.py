@@ -14,8 +14,14 @@ class GPTConfig:
     block_size: int = option(128, "context length: the most tokens the model sees at once")
     n_layer: int = option(4, "number of transformer blocks")
     n_head: int = option(4, "attention heads per block")
+    n_kv_head: int = option(
+        0,
+        "key/value heads per block, each shared by n_head / n_kv_head query heads "
+        "(grouped-query attention); 0: one per query head",
+    )
     n_embd: int = option(128, "width of the residual stream (d_model)")
     mlp_ratio: float = option(4.0, "MLP hidden width as a multiple of n_embd (SwiGLU: x 2/3)")
+    mlp_hidden: int = option(0, "MLP hidden width; 0: derived from mlp_ratio")
     dropout: float = option(0.0, "dropout probability on embeddings, attention and residual adds")
     bias: bool = option(True, "biases in Linear layers and LayerNorm")
     pos_emb: str = option(
@@ -60,10 +66,22 @@ class GPTConfig:
                 raise ValueError(f"model.{name} must be a positive integer")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("model.dropout must be in [0, 1)")
+        if self.mlp_hidden < 0:
+            raise ValueError("model.mlp_hidden must be >= 0 (0: derived from mlp_ratio)")
+        if self.n_kv_head < 0 or self.n_head % self.kv_heads:
+            raise ValueError(
+                f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head}); "
+                "0 gives every query head its own key/value head"
+            )
 
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads: n_kv_head, or n_head (plain multi-head attention) when it is 0."""
+        return self.n_kv_head or self.n_head
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -21,6 +21,12 @@ score is a cosine in [-1, 1] times a learned per-head temperature (initially 10)
     scores = exp(log_temp) * (q / |q|) @ (k / |k|)^T
 
 An optional boolean `mask` (True = may attend) hides padding keys: BERT-style encoders use it.
+
+Grouped-query attention (`n_kv_head` < `n_head`, Ainslie et al. 2023; Llama, SmolLM2): the
+keys and values have fewer heads than the queries, and each K/V head serves a group of
+n_head / n_kv_head consecutive query heads. With 9 query and 3 K/V heads, query heads 0-2 read
+K/V head 0, heads 3-5 head 1, heads 6-8 head 2. The projection and the KV cache shrink by that
+factor; the pattern still has one (T, T) map per query head.
 """
 
 import math
@@ -69,12 +75,19 @@ def attend(
     hook_pattern: HookPoint,
     explicit: bool = False,
 ) -> torch.Tensor:
-    """pattern @ v for q (B, nh, Tq, hs), k, v (B, nh, Tk, hs) -> z (B, nh, Tq, hs).
+    """pattern @ v for q (B, nh, Tq, hs), k, v (B, nkv, Tk, hs) -> z (B, nh, Tq, hs).
 
-    The fused kernel unless `explicit` or a hook listens on `hook_pattern`. Self- and
-    cross-attention both call this, so the fast path and the readable path are one code.
+    nkv divides nh: each K/V head serves nh / nkv consecutive query heads (grouped-query
+    attention; nkv = nh is plain multi-head attention). The fused kernel unless `explicit` or a
+    hook listens on `hook_pattern`. Self- and cross-attention both call this, so the fast path
+    and the readable path are one code.
     """
+    gqa = k.size(1) != q.size(1)
     if explicit or hook_pattern.hooks:
+        if gqa:  # give every query head its group's keys and values
+            group = q.size(1) // k.size(1)
+            k = k.repeat_interleave(group, dim=1)  # (B, nh, Tk, hs)
+            v = v.repeat_interleave(group, dim=1)  # (B, nh, Tk, hs)
         pattern = hook_pattern(attention_pattern(q, k, causal, scale, mask))
         return F.dropout(pattern, dropout) @ v  # (B, nh, Tq, hs)
     if mask is not None and causal:  # SDPA takes one or the other: merge them
@@ -86,21 +99,27 @@ def attend(
         # and never faster (measured, docs/performance.md): attend in fp32, return bf16
         with torch.autocast("cpu", enabled=False):
             z = F.scaled_dot_product_attention(
-                q.float(), k.float(), v.float(), mask, dropout, causal, scale=scale
+                q.float(), k.float(), v.float(), mask, dropout, causal, scale=scale, enable_gqa=gqa
             )
         return z.to(q.dtype)  # (B, nh, Tq, hs)
     return F.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout, scale=scale
+        q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout, scale=scale, enable_gqa=gqa
     )  # (B, nh, Tq, hs)
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with a fused QKV projection (causal per `config.causal`)."""
+    """Multi-head self-attention with a fused QKV projection (causal per `config.causal`).
+
+    The fused projection is (n_head + 2 * n_kv_head) * head_dim wide: the queries, then the
+    keys and the values of the K/V heads (3 * n_embd without grouped-query attention).
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.n_head, self.head_dim = config.n_head, config.head_dim
-        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.n_kv_head = config.kv_heads
+        width = (self.n_head + 2 * self.n_kv_head) * self.head_dim
+        self.qkv = nn.Linear(config.n_embd, width, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.causal = config.causal
         self.scale = 1.0 / math.sqrt(self.head_dim) if config.attn_scale else 1.0
@@ -116,6 +135,7 @@ class SelfAttention(nn.Module):
         self.log_temp = (
             nn.Parameter(torch.full((self.n_head,), math.log(10.0))) if config.cosine_attn else None
         )
+        # q: (B, nh, T, hs); k, v: (B, nkv, T, hs), the K/V heads before they are shared
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_pattern = HookPoint()  # (B, nh, T, T)
         self.hook_z = HookPoint()  # (B, nh, T, hs): each head's output before the projection
@@ -135,10 +155,11 @@ class SelfAttention(nn.Module):
         (the cache supplies the mask: bottom-right causal, padding hidden).
         """
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
+        kv_width = self.n_kv_head * self.head_dim
+        q, k, v = self.qkv(x).split((C, kv_width, kv_width), dim=2)  # (B, T, C), 2 x (B, T, kvw)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
+        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
         if self.qk_norm:
             q = F.rms_norm(q, (self.head_dim,))
             k = F.rms_norm(k, (self.head_dim,))
@@ -152,7 +173,7 @@ class SelfAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         causal = self.causal
         if cache is not None:
-            k, v = cache.update(k, v)  # (B, nh, Tk, hs): cached keys + the new ones
+            k, v = cache.update(k, v)  # (B, nkv, Tk, hs): cached keys + the new ones
             mask, causal = cache.attention_mask()
         z = attend(q, k, v, causal, scale, mask, dropout, self.hook_pattern, self.explicit)
         z = self.hook_z(z)

@@ -8,9 +8,11 @@ plus its own. A step then costs one pass over the weights instead of one pass pe
     prefill:  ids (B, T0) --model--> logits; cache holds k, v for positions 0..T0-1
     decode:   id  (B, 1)  --model--> logits; cache appends k, v for position T0, T0+1, ...
 
-Layout: one preallocated tensor per kind, (n_layer, B, n_head, capacity, head_dim), filled
-left to right; `size` slots are in use. Nothing is allocated per step: a step writes its k, v
-into the next slot and attention reads the view `[..., :size, :]`.
+Layout: one preallocated tensor per kind, (n_layer, B, n_kv_head, capacity, head_dim), filled
+left to right; `size` slots are in use. Only the key/value heads are stored: with grouped-query
+attention (n_kv_head < n_head) the cache is n_head / n_kv_head times smaller. Nothing is
+allocated per step: a step writes its k, v into the next slot and attention reads the view
+`[..., :size, :]`.
 
 Left padding (batches of prompts with different lengths) is described by `pad` (B,): row b
 starts with pad[b] padding tokens. Those keys are masked out, and row b's positions count from
@@ -19,7 +21,7 @@ its first real token, so a padded row computes what it would compute alone.
 When the cache is full, `roll(n)` drops the n oldest entries (a sliding window). That is only
 meaningful for position schemes without a table (rotary, none): see generate/window.py.
 
-    >>> cache = KVCache(n_layer=2, batch=1, n_head=4, capacity=16, head_dim=8)
+    >>> cache = KVCache(n_layer=2, batch=1, n_kv_head=4, capacity=16, head_dim=8)
     >>> cache.size, cache.seen
     (0, 0)
 """
@@ -34,12 +36,12 @@ class LayerKV:
         self.cache, self.layer = cache, layer
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v (B, nh, T, hs) after the cached ones; return all keys and values so far."""
+        """Store k, v (B, nkv, T, hs) after the cached ones; return all keys and values so far."""
         c = self.cache
         start, end = c.size, c.size + k.size(2)
         c.k[self.layer, :, :, start:end] = k
         c.v[self.layer, :, :, start:end] = v
-        return c.k[self.layer, :, :, :end], c.v[self.layer, :, :, :end]  # (B, nh, Tk, hs)
+        return c.k[self.layer, :, :, :end], c.v[self.layer, :, :, :end]  # (B, nkv, Tk, hs)
 
     def attention_mask(self) -> tuple[torch.Tensor | None, bool]:
         """(mask, causal) for this forward pass: computed once by `KVCache.begin`."""
@@ -57,7 +59,7 @@ class KVCache:
         self,
         n_layer: int,
         batch: int,
-        n_head: int,
+        n_kv_head: int,
         capacity: int,
         head_dim: int,
         dtype: torch.dtype = torch.float32,
@@ -65,7 +67,7 @@ class KVCache:
         pad: torch.Tensor | None = None,
         window: int | None = None,
     ):
-        shape = (n_layer, batch, n_head, capacity, head_dim)
+        shape = (n_layer, batch, n_kv_head, capacity, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.capacity, self.size, self.seen = capacity, 0, 0
@@ -87,13 +89,13 @@ class KVCache:
         pad: torch.Tensor | None = None,
         window: int | None = None,
     ) -> "KVCache":
-        """A cache shaped for `model` (a GPT): capacity defaults to its context length."""
+        """A cache shaped for `model` (a GPT): its K/V heads; capacity defaults to its context."""
         c = model.config
         p = next(model.parameters())
         return cls(
             c.n_layer,
             batch,
-            c.n_head,
+            c.kv_heads,
             capacity or c.block_size,
             c.head_dim,
             p.dtype,

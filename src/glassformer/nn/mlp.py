@@ -1,6 +1,7 @@
 """The MLP (feed-forward) sublayer: the same two-layer network applied to every position.
 
-    h = act(x W_in + b_in)        (T, hidden): hidden = mlp_ratio * d_model, usually 4x
+    h = act(x W_in + b_in)        (T, hidden): hidden = mlp_ratio * d_model, usually 4x,
+                                  or `mlp_hidden` when set (SmolLM2: 1536 for d_model 576)
     y = h W_out + b_out           (T, d_model)
 
 Attention moves information between positions; the MLP transforms it within each position.
@@ -25,7 +26,9 @@ ACTIVATIONS = {
 
 
 def mlp_hidden_size(config: GPTConfig) -> int:
-    """Hidden width: mlp_ratio * n_embd, times 2/3 for SwiGLU (rounded to a multiple of 8)."""
+    """`mlp_hidden` if set, else mlp_ratio * n_embd, times 2/3 for SwiGLU (rounded to 8s)."""
+    if config.mlp_hidden:
+        return config.mlp_hidden
     hidden = config.mlp_ratio * config.n_embd
     if config.activation == "swiglu":
         hidden = 2 * hidden / 3
