@@ -52,7 +52,7 @@ def _write_weights(path, model) -> None:
 
 
 def _old_gpt_folder(path, model, tokenizer) -> None:
-    """A run folder as train/checkpoint.py wrote it: RunConfig sections + tokenizer.model."""
+    """A run folder as glassformer train wrote it before checkpoint/ (plain json + safetensors)."""
     path.mkdir()
     _write_weights(path, model)
     meta = {
@@ -123,7 +123,7 @@ def test_old_gpt_run_folder_loads(tmp_path):
 
 
 def test_old_task_folder_with_vocab_json_loads(tmp_path):
-    """A task folder as tasks/checkpoint.py wrote it: task + results, symbols in vocab.json."""
+    """A task folder as glassformer wrote it before the one format: symbols in vocab.json."""
     model = _model("seq2seq")
     _write_weights(tmp_path, model)
     meta = {
