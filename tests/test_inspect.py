@@ -1,6 +1,7 @@
 """The views' numbers: each equals the same quantity computed another way."""
 
 import json
+from importlib.resources import files
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from glassformer.inspect.geometry import cosine_matrix, nearest, pca_2d
 from glassformer.inspect.logit_lens import logit_lens_view
 from glassformer.inspect.neurons import neuron_view
 from glassformer.inspect.next_token import next_token_view
+from glassformer.inspect.render_html import EXPLAIN, page
 from glassformer.inspect.tokens import tokens_view
 from glassformer.tokenizers import CharTokenizer
 
@@ -265,3 +267,15 @@ def test_seq2seq_attention_png(tmp_path):
 
     out = write_png(seq2seq_view(), tmp_path / "cross.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_html_pages_inline_their_assets():
+    """CSS and scripts are package files in inspect/assets/, inlined: a page is one file."""
+    assets = files("glassformer.inspect") / "assets"
+    names = sorted(p.name for p in assets.iterdir())
+    assert names == sorted(["page.css", "common.js", *(f"{kind}.js" for kind in EXPLAIN)])
+    for kind in EXPLAIN:
+        text = page({"kind": kind, "title": "t"})
+        for name in ("page.css", "common.js", f"{kind}.js"):
+            assert (assets / name).read_text(encoding="utf-8") in text
+        assert " src=" not in text and " href=" not in text  # nothing fetched
