@@ -19,7 +19,7 @@ from glassformer.core.weights import load_weights
 from glassformer.errors import UserError
 from glassformer.interop.gpt2 import is_hf_folder, load_gpt2_folder
 from glassformer.models.registry import FAMILIES, build, family_of
-from glassformer.tokenizers import load_tokenizer
+from glassformer.tokenizers import Tokenizer, load_tokenizer
 from glassformer.tokenizers.symbols import SymbolVocab
 
 
@@ -66,7 +66,7 @@ def read_meta(path: str | Path) -> dict:
 
 def load(
     path: str | Path, device: str | torch.device = "cpu", family: str | None = None
-) -> tuple[nn.Module, object]:
+) -> tuple[nn.Module, Tokenizer]:
     """`model, tokenizer` from `path`, the model in eval mode on `device`.
 
     `family` (e.g. "gpt" for a command that generates text) refuses a folder of another one.
@@ -91,7 +91,7 @@ def _expect(path: Path, found: str, wanted: str | None) -> None:
         )
 
 
-def _tokenizer(path: Path):
+def _tokenizer(path: Path) -> Tokenizer:
     if (path / "tokenizer.model").is_file():
         return load_tokenizer(path / "tokenizer.model")
     if (path / "vocab.json").is_file():  # a task folder of glassformer before the one format

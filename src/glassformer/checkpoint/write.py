@@ -17,6 +17,7 @@ from glassformer.core.files import atomic_write, atomic_write_text
 from glassformer.core.weights import save_weights
 from glassformer.errors import UserError
 from glassformer.models.registry import family_of
+from glassformer.tokenizers import Tokenizer
 
 FORMAT_VERSION = 1
 
@@ -24,7 +25,7 @@ FORMAT_VERSION = 1
 def save(
     out_dir: str | Path,
     model: nn.Module,
-    tokenizer,
+    tokenizer: Tokenizer,
     meta: dict | None = None,
     trainer_state: dict | None = None,
     card: str | None = None,
