@@ -7,7 +7,13 @@ import pytest
 
 from glassformer.cli import main
 from glassformer.commands.tokenize import render
-from glassformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
+from glassformer.tokenizers import (
+    BPETokenizer,
+    CharTokenizer,
+    SymbolVocab,
+    WordPieceTokenizer,
+    load_tokenizer,
+)
 
 
 @pytest.fixture
@@ -86,6 +92,19 @@ def test_tokenize_char_and_wordpiece(tmp_path: Path, capsys):
     vocab = Path(minilm.__file__).parent / "model" / "vocab.txt"
     assert main(["tokenize", "Tokenizers!", "--json", "--tokenizer", str(vocab)]) == 0
     assert json.loads(capsys.readouterr().out)["tokens"] == ["token", "##izer", "##s", "!"]
+
+
+def test_tokenize_symbols_and_saved_wordpiece(tmp_path: Path, capsys):
+    """A task's symbols and a WordPiece file load through load_tokenizer in the CLI too."""
+    SymbolVocab.of_words(["good", "bad"]).save(tmp_path / "tokenizer.model")
+    assert main(["tokenize", "bad good", "--json", "--tokenizer", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"ids": [5, 6], "tokens": ["bad", "good"], "count": 2}
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "token", "##izer", "##s", "!"]
+    path = tmp_path / "wp.model"
+    WordPieceTokenizer({t: i for i, t in enumerate(vocab)}).save(path)
+    assert main(["tokenize", "Tokenizers!", "--json", "--tokenizer", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["ids"] == [5, 6, 7, 8]
 
 
 def test_render_colours_each_token():
