@@ -31,6 +31,7 @@ import warnings
 import torch
 
 from glassformer import GPT, GPTConfig
+from glassformer.generate import GenerationOptions, generate_tokens
 from glassformer.interop.gpt2 import gpt2_to_hf
 from glassformer.nn.kv_cache import KVCache
 
@@ -78,17 +79,23 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n_params / 1e6:.0f}M")
 
     runs = {
-        "ours fp32": lambda: ours.generate(prompt, N),
-        "ours bf16 decode": lambda: ours.generate(prompt, N, decode_dtype="bfloat16"),
-        "ours int8 decode": lambda: ours.generate(prompt, N, decode_dtype="int8"),
+        "ours fp32": lambda: generate_tokens(ours, prompt, GenerationOptions(N)),
+        "ours bf16 decode": lambda: generate_tokens(
+            ours, prompt, GenerationOptions(N, decode_dtype="bfloat16")
+        ),
+        "ours int8 decode": lambda: generate_tokens(
+            ours, prompt, GenerationOptions(N, decode_dtype="int8")
+        ),
         "HF fp32": lambda: hf.generate(prompt, max_new_tokens=N, do_sample=False),
     }
     ttft = {
-        "ours fp32": lambda: ours.generate(long_prompt, 1),
+        "ours fp32": lambda: generate_tokens(ours, long_prompt, GenerationOptions(1)),
         "HF fp32": lambda: hf.generate(long_prompt, max_new_tokens=1, do_sample=False),
     }
     if args.ablation:
-        runs["ours, no cache"] = lambda: ours.generate(prompt, N, use_cache=False)
+        runs["ours, no cache"] = lambda: generate_tokens(
+            ours, prompt, GenerationOptions(N, use_cache=False)
+        )
 
         def full_vocab_prefill():  # the LM head on all 512 positions, not just the last
             cache = KVCache.for_model(ours, 1)

@@ -7,7 +7,7 @@ machine state, and each figure is the median over windows.
 
 - training: forward + backward + AdamW step on the `nanogpt-cpu` shape (4 layers, 4 heads,
   128 wide, context 64, batch 12), tokens/s;
-- generation: `generate_ids`, batch 1, greedy, 48 new tokens after a 16-token prompt, tokens/s.
+- generation: `generate_tokens`, batch 1, greedy, 48 new tokens after a 16-token prompt, tokens/s.
 
     python benchmarks/hook_overhead.py [--windows 7] [--steps 20] [--new-tokens 48]
                                        [--threads N] [--cpu-time]
@@ -26,7 +26,7 @@ import timeit
 import torch
 from torch import nn
 
-from glassformer.generate.sampling import generate_ids
+from glassformer.generate import GenerationOptions, generate_tokens
 from glassformer.models.gpt import GPT
 from glassformer.nn.hooks import HookPoint, name_hook_points
 from glassformer.train.presets import get_preset
@@ -71,7 +71,7 @@ def generate_window(model: nn.Module, prompt: torch.Tensor, new_tokens: int) -> 
     """tokens/s generating `new_tokens` greedily."""
     model.eval()
     t0 = CLOCK()
-    n = sum(1 for _ in generate_ids(model, prompt, new_tokens, temperature=0.0))
+    n = generate_tokens(model, prompt, GenerationOptions(new_tokens)).size(1) - prompt.size(1)
     return n / (CLOCK() - t0)
 
 

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 import glassformer
 from glassformer import GPT, GPTConfig
 from glassformer.errors import UserError
+from glassformer.generate import generate_tokens
 from glassformer.generate.beam import beam_search
+from glassformer.generate.context import Context
 from glassformer.generate.contrastive import contrastive_search
 from glassformer.generate.options import GenerationOptions
 from glassformer.generate.processors import (
@@ -19,6 +21,7 @@ from glassformer.generate.processors import (
     top_k_filter,
     top_p_filter,
 )
+from glassformer.inspect import run_with_cache
 from glassformer.tokenizers import CharTokenizer
 
 INF = float("inf")
@@ -101,6 +104,10 @@ def hf_model(model):
     return hf
 
 
+def _generate(model, idx, max_new_tokens, **options):
+    return generate_tokens(model, idx, GenerationOptions(max_new_tokens, **options))
+
+
 def _prompt(seed, n=6, vocab=64):
     return torch.randint(0, vocab, (1, n), generator=torch.Generator().manual_seed(seed))
 
@@ -109,11 +116,11 @@ def test_greedy_equals_hugging_face(model, hf_model):
     for seed in range(5):
         idx = _prompt(seed, n=3 + seed)
         eos = hf_model.generation_config.eos_token_id  # 63: the exported config's last id
-        ours = model.generate(idx, 24, stop_ids=(eos,))
+        ours = _generate(model, idx, 24, stop_ids=(eos,))
         theirs = hf_model.generate(idx, max_new_tokens=24, do_sample=False, pad_token_id=eos)
         assert torch.equal(ours[:, : theirs.size(1)], theirs), seed
         assert (ours[:, theirs.size(1) :] == eos).all()  # HF stops early, we fill with eos
-        plain = model.generate(idx, 24)  # without a stop id: the same up to the eos
+        plain = _generate(model, idx, 24)  # without a stop id: the same up to the eos
         assert torch.equal(plain[:, : theirs.size(1)], theirs)
 
 
@@ -123,13 +130,14 @@ def test_beam_search_equals_hugging_face(model, hf_model, early_stopping, length
     for seed in range(3):
         idx = _prompt(seed)
         # a stop id that the search actually meets: a token from the middle of its best beam
-        free = beam_search(model, idx, GenerationOptions(12, "beam", num_beams=3))[0].ids[6:]
+        opts = GenerationOptions(12, "beam", num_beams=3)
+        free = beam_search(Context(model, idx), opts)[0].ids[6:]
         eos = int(free[len(free) // 2])
         opts = GenerationOptions(
             12, "beam", num_beams=3, length_penalty=length_penalty,
             early_stopping=early_stopping, stop_ids=(eos,), num_return_sequences=3,
         )  # fmt: skip
-        ours = beam_search(model, idx, opts)
+        ours = beam_search(Context(model, idx), opts)
         theirs = hf_model.generate(
             idx, max_new_tokens=12, num_beams=3, do_sample=False, eos_token_id=eos,
             pad_token_id=eos, length_penalty=length_penalty, early_stopping=early_stopping,
@@ -140,7 +148,7 @@ def test_beam_search_equals_hugging_face(model, hf_model, early_stopping, length
             assert torch.equal(hyp.ids, row[: len(hyp.ids)]), (seed, i)
             assert (row[len(hyp.ids) :] == eos).all()
             assert hyp.score == pytest.approx(float(theirs.sequences_scores[i]), abs=1e-4)
-        tensor_out = model.generate(idx, 12, **{k: getattr(opts, k) for k in (
+        tensor_out = _generate(model, idx, 12, **{k: getattr(opts, k) for k in (
             "strategy", "num_beams", "length_penalty", "early_stopping", "stop_ids",
             "num_return_sequences")})  # fmt: skip
         assert torch.equal(tensor_out, theirs.sequences)
@@ -150,7 +158,7 @@ def test_beam_scores_are_recomputed_sums_of_log_probs(model):
     idx = _prompt(11)
     for lp in (1.0, 0.0, 2.0):
         opts = GenerationOptions(10, "beam", num_beams=4, num_return_sequences=4, length_penalty=lp)
-        hyps = beam_search(model, idx, opts)
+        hyps = beam_search(Context(model, idx), opts)
         assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
         for h in hyps:
             logits, _ = model(h.ids[None, :-1])  # no cache: the plain forward
@@ -163,14 +171,14 @@ def test_beam_scores_are_recomputed_sums_of_log_probs(model):
 def test_beam_width_one_equals_greedy(model):
     for seed in range(4):
         idx = _prompt(seed)
-        beam = model.generate(idx, 20, strategy="beam", num_beams=1)
-        assert torch.equal(beam, model.generate(idx, 20))
+        beam = _generate(model, idx, 20, strategy="beam", num_beams=1)
+        assert torch.equal(beam, _generate(model, idx, 20))
 
 
 def test_beam_without_cache_equals_with_cache(model):
     idx = _prompt(3)
-    a = model.generate(idx, 12, strategy="beam", num_beams=3, use_cache=True)
-    b = model.generate(idx, 12, strategy="beam", num_beams=3, use_cache=False)
+    a = _generate(model, idx, 12, strategy="beam", num_beams=3, use_cache=True)
+    b = _generate(model, idx, 12, strategy="beam", num_beams=3, use_cache=False)
     assert torch.equal(a, b)
 
 
@@ -178,10 +186,10 @@ def test_contrastive_search_equals_the_formula_recomputed_without_cache(model):
     idx = _prompt(5)
     k, alpha = 4, 0.6
     opts = GenerationOptions(12, "contrastive", top_k=k, penalty_alpha=alpha)
-    ours = torch.cat(list(contrastive_search(model, idx, opts)), 1)[0].tolist()
+    ours = torch.cat(list(contrastive_search(Context(model, idx), opts)), 1)[0].tolist()
 
     def hidden(ids):  # last layer after the final norm, no cache
-        _, cache = model.run_with_cache(ids, names=["final"])
+        _, cache = run_with_cache(model, ids, names=["final"])
         return cache["final"][0]  # (T, C)
 
     seq = idx[0].tolist()
@@ -200,38 +208,38 @@ def test_contrastive_search_equals_the_formula_recomputed_without_cache(model):
 
 def test_contrastive_with_alpha_zero_is_greedy(model):
     idx = _prompt(6)
-    a = model.generate(idx, 15, strategy="contrastive", penalty_alpha=0.0, top_k=5)
-    assert torch.equal(a, model.generate(idx, 15))
+    a = _generate(model, idx, 15, strategy="contrastive", penalty_alpha=0.0, top_k=5)
+    assert torch.equal(a, _generate(model, idx, 15))
 
 
 def test_sampling_same_seed_same_tokens_and_temperature_zero_is_greedy(model):
     idx = _prompt(7)
     kw = dict(strategy="sample", temperature=1.3, top_k=20, top_p=0.9, min_p=0.01)
-    a = model.generate(idx, 30, seed=123, **kw)
-    assert torch.equal(a, model.generate(idx, 30, seed=123, **kw))
-    assert not torch.equal(a, model.generate(idx, 30, seed=124, **kw))
-    cold = model.generate(idx, 30, strategy="sample", temperature=0.0, seed=1)
-    assert torch.equal(cold, model.generate(idx, 30))
+    a = _generate(model, idx, 30, seed=123, **kw)
+    assert torch.equal(a, _generate(model, idx, 30, seed=123, **kw))
+    assert not torch.equal(a, _generate(model, idx, 30, seed=124, **kw))
+    cold = _generate(model, idx, 30, strategy="sample", temperature=0.0, seed=1)
+    assert torch.equal(cold, _generate(model, idx, 30))
 
 
 def test_sampling_follows_the_processed_distribution(model):
     """top_k=1 sampling is greedy; a sampled token is always inside the top-p nucleus."""
     idx = _prompt(8)
     assert torch.equal(
-        model.generate(idx, 10, strategy="sample", top_k=1, seed=0), model.generate(idx, 10)
+        _generate(model, idx, 10, strategy="sample", top_k=1, seed=0), _generate(model, idx, 10)
     )
     logits, _ = model(idx)
     nucleus = torch.isfinite(top_p_filter(logits[:, -1], 0.5))[0]
     for seed in range(20):
-        t = model.generate(idx, 1, strategy="sample", top_p=0.5, seed=seed)[0, -1]
+        t = _generate(model, idx, 1, strategy="sample", top_p=0.5, seed=seed)[0, -1]
         assert nucleus[t]
 
 
 def test_stop_ids_end_rows_and_fill_them(model):
     idx = torch.cat((_prompt(1), _prompt(2)))
-    free = model.generate(idx, 10)
+    free = _generate(model, idx, 10)
     stop = int(free[0, 6 + 3])  # the 4th new token of row 0
-    out = model.generate(idx, 10, stop_ids=(stop,))
+    out = _generate(model, idx, 10, stop_ids=(stop,))
     row0 = out[0, 6:].tolist()
     first = row0.index(stop)
     assert first <= 3 and all(t == stop for t in row0[first:])
@@ -274,7 +282,7 @@ def test_bad_options_are_one_clear_user_error(model, options, words):
     with pytest.raises(UserError, match=words):
         glassformer.generate(model, tok, "AB", **options)
     with pytest.raises(UserError, match=words):
-        model.generate(torch.tensor([[1, 2]]), **options)
+        generate_tokens(model, torch.tensor([[1, 2]]), GenerationOptions(**options))
 
 
 def test_empty_prompt_without_start_token_is_a_user_error(model):
@@ -282,4 +290,4 @@ def test_empty_prompt_without_start_token_is_a_user_error(model):
     with pytest.raises(UserError, match="prompt is empty"):
         glassformer.generate(model, tok, "", max_new_tokens=5)
     with pytest.raises(UserError, match="LongTensor"):
-        model.generate(torch.zeros(1, 0, dtype=torch.long), 5)
+        _generate(model, torch.zeros(1, 0, dtype=torch.long), 5)

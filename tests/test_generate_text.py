@@ -11,6 +11,7 @@ import glassformer
 from glassformer import GPT, GPTConfig
 from glassformer.checkpoint import save
 from glassformer.cli import main
+from glassformer.generate import GenerationOptions, generate_tokens
 from glassformer.generate.streaming import TextStream, complete_prefix
 from glassformer.tokenizers import BPETokenizer, CharTokenizer
 from glassformer.train.config import RunConfig
@@ -75,7 +76,8 @@ def test_stream_joins_to_generate_and_to_decoded_ids(bpe):
     text = glassformer.generate(model, bpe, "café", **kw)
     assert "".join(pieces) == text
     idx = torch.tensor([bpe.encode("café")])
-    ids = model.generate(idx, stop_ids=(bpe.eot_id,), **kw)[0, idx.size(1) :].tolist()
+    opts = GenerationOptions(stop_ids=(bpe.eot_id,), **kw)
+    ids = generate_tokens(model, idx, opts)[0, idx.size(1) :].tolist()
     if bpe.eot_id in ids:
         ids = ids[: ids.index(bpe.eot_id)]
     assert text == bpe.decode(ids)

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from glassformer import GPT, GPTConfig
+from glassformer.generate import GenerationOptions, generate_tokens
 from glassformer.generate.context import Context
-from glassformer.generate.options import GenerationOptions
-from glassformer.generate.sampling import decode
+from glassformer.generate.greedy import Greedy
 from glassformer.nn.kv_cache import KVCache
 
 POS = ["learned", "rotary", "sinusoidal", "none"]
@@ -80,6 +80,7 @@ def test_explicit_attention_path_and_hooks_see_the_cached_keys():
 def test_continuing_from_a_returned_context_equals_one_long_call():
     model = _model("learned")
     prompt = torch.randint(0, 61, (2, 7), generator=torch.Generator().manual_seed(4))
+    decode = Greedy().tokens
     opts = GenerationOptions(max_new_tokens=30)
     one = torch.cat(list(decode(Context(model, prompt), opts)), 1)
     ctx = Context(model, prompt)
@@ -141,9 +142,10 @@ def test_left_padded_batch_equals_each_prompt_alone(pos_emb):
     for b, p in enumerate(prompts):
         idx[b, width - len(p) :], mask[b, width - len(p) :] = p, 1
     for use_cache in (True, False):
-        out = model.generate(idx, 20, attention_mask=mask, use_cache=use_cache)
+        opts = GenerationOptions(20, use_cache=use_cache)
+        out = generate_tokens(model, idx, opts, attention_mask=mask)
         for b, p in enumerate(prompts):
-            alone = model.generate(p[None], 20)
+            alone = generate_tokens(model, p[None], GenerationOptions(20))
             assert torch.equal(out[b, width:], alone[0, len(p) :]), (b, use_cache)
 
 

@@ -2,9 +2,10 @@
 
 Each line you type is appended to the conversation (with a newline), and the model continues
 it until it writes a newline (or --stop text, or its end-of-text token, or --max-new-tokens).
-The whole conversation stays in one `Context`, so its KV cache is reused from turn to turn:
-a new turn feeds only the new tokens. When the conversation outgrows the model's context, the
-oldest tokens drop out of view (see generate/context.py) and a note says so on stderr.
+The whole conversation is one `Session` (generate/session.py), so its KV cache is reused from
+turn to turn: a new turn feeds only the new tokens. When the conversation outgrows the model's
+context, the oldest tokens drop out of view (see generate/context.py) and a note says so on
+stderr.
 
 Reads standard input line by line, so it works piped as well as typed:
 
@@ -13,8 +14,6 @@ Reads standard input line by line, so it works piped as well as typed:
 
 import argparse
 import sys
-
-import torch
 
 from glassformer.errors import UserError
 
@@ -50,56 +49,42 @@ def _lines(interactive: bool):
 
 def run(args: argparse.Namespace) -> int:
     from glassformer.checkpoint import load
-    from glassformer.commands.generate import check_args, generation_kwargs
+    from glassformer.commands.generate import generation_options
     from glassformer.core.device import pick_device
-    from glassformer.generate.api import decode_copy, make_generator
-    from glassformer.generate.context import Context
-    from glassformer.generate.options import GenerationOptions
-    from glassformer.generate.sampling import decode
-    from glassformer.generate.streaming import TextStream
+    from glassformer.generate.session import Session
+    from glassformer.generate.strategies import STRATEGIES
 
-    check_args(args)
-    if args.strategy not in ("greedy", "sample"):
-        raise UserError(f"chat supports --strategy greedy or sample, not {args.strategy}")
-    kw = generation_kwargs(args)
-    stop = ["\n", *kw.pop("stop")]
+    options = generation_options(args)
+    if not STRATEGIES[args.strategy].per_token:
+        *rest, last = [name for name, s in STRATEGIES.items() if s.per_token]
+        raise UserError(
+            f"chat supports --strategy {', '.join(rest)} or {last} (the strategies that "
+            f"continue a kept cache), not {args.strategy}"
+        )
+    stop = ["\n", *args.stop]
     model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
-    device = next(model.parameters()).device
-    eot = tokenizer.eot_id
-    opts = GenerationOptions(**kw, stop_ids=() if eot is None else (eot,))
-    generator = make_generator(opts.seed, device)
-    decoder = decode_copy(model, opts.decode_dtype)
-    block = model.config.block_size
+    session = Session(model, tokenizer, **options)
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"chatting with {args.model}; Ctrl-D ends", file=sys.stderr)
-    ctx, ended_line, warned = None, True, False
+    ended_line, warned = True, False
     for line in _lines(interactive):
         if not line.strip():
             continue
         try:
-            ids = tokenizer.encode(("" if ended_line else "\n") + line + "\n")
+            session.feed(("" if ended_line else "\n") + line + "\n")
         except UserError as e:
             print(f"glassformer: error: {e}", file=sys.stderr)
             continue
-        new = torch.tensor([ids], device=device)  # (1, T)
-        if ctx is None:
-            ctx = Context(model, new, use_cache=opts.use_cache, decode_model=decoder)
-        else:
-            ctx.append(new)
-        text = TextStream.for_tokenizer(tokenizer, stop)
-        for token in decode(ctx, opts, generator):
-            if int(token) in opts.stop_ids:
-                break
-            print(text.push([int(token)]), end="", flush=True)
-            if text.stopped:
-                break
-        print(text.finish(), flush=True)
-        ended_line = text.stopped
-        if ctx.ids.size(1) > block and not warned:
+        for piece in session.stream(stop):
+            print(piece, end="", flush=True)
+        print(flush=True)
+        ended_line = session.finish_reason == "stop_string"
+        if session.overflowed and not warned:
             print(
-                f"note: the conversation ({ctx.ids.size(1)} tokens) is longer than the "
-                f"model's context of {block}; the oldest tokens are dropped from view",
+                f"note: the conversation ({len(session.ids)} tokens) is longer than the "
+                f"model's context of {model.config.block_size}; the oldest tokens are dropped "
+                "from view",
                 file=sys.stderr,
             )
             warned = True

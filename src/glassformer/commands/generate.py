@@ -1,22 +1,23 @@
 """`glassformer generate`: continue a prompt with a trained model."""
 
 import argparse
-import math
 import sys
+from contextlib import contextmanager
 
 from glassformer.errors import UserError
-from glassformer.generate.options import STRATEGIES
+from glassformer.generate.option_error import OptionError
+from glassformer.generate.options import DECODE_DTYPES, GenerationOptions
+from glassformer.generate.strategies import STRATEGIES
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser, default_strategy: str) -> None:
-    """The decoding options shared by `generate` and `chat`."""
+    """The decoding options shared by `generate` and `chat` (checked by GenerationOptions)."""
     p.add_argument("--max-new-tokens", type=int, default=200, metavar="N")
     p.add_argument(
         "--strategy",
-        choices=STRATEGIES,
+        choices=list(STRATEGIES),
         default=default_strategy,
-        help="greedy: the most likely token; sample: draw from the processed distribution; "
-        "beam: beam search; contrastive: contrastive search (top-k candidates, --penalty-alpha)",
+        help="; ".join(f"{name}: {s.help}" for name, s in STRATEGIES.items()),
     )
     p.add_argument(
         "--temperature",
@@ -72,7 +73,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser, default_strategy: str) ->
     p.add_argument("--no-cache", action="store_true", help="recompute every step (slow)")
     p.add_argument(
         "--decode-dtype",
-        choices=("float32", "bfloat16", "int8"),
+        choices=DECODE_DTYPES,
         default="float32",
         help="run the one-token decode steps on a copy of the weights in this dtype "
         "(fewer bytes read per token; the logits are rounded, so the text may differ)",
@@ -97,29 +98,20 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def check_args(args: argparse.Namespace) -> None:
-    if not (args.temperature >= 0 and math.isfinite(args.temperature)):
-        raise UserError(
-            f"--temperature must be a number >= 0 (0 is greedy), got {args.temperature}"
-        )
-    if args.top_k is not None and args.top_k < 0:
-        raise UserError(f"--top-k must be >= 0, got {args.top_k}")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.min_p is not None and not 0 <= args.min_p <= 1:
-        raise UserError(f"--min-p must be in [0, 1], got {args.min_p}")
-    if args.max_new_tokens <= 0:
-        raise UserError(f"--max-new-tokens must be a positive integer, got {args.max_new_tokens}")
-    if args.num_beams < 1:
-        raise UserError(f"--num-beams must be >= 1, got {args.num_beams}")
-    if not (args.repetition_penalty > 0 and math.isfinite(args.repetition_penalty)):
-        raise UserError(f"--repetition-penalty must be > 0, got {args.repetition_penalty}")
-    if not 0 <= args.penalty_alpha <= 1:
-        raise UserError(f"--penalty-alpha must be in [0, 1], got {args.penalty_alpha}")
+@contextmanager
+def flag_names():
+    """Say a GenerationOptions error with the flag's name: top_p ... -> --top-p ..."""
+    try:
+        yield
+    except OptionError as e:
+        raise UserError(e.flag_message()) from None
 
 
-def generation_kwargs(args: argparse.Namespace) -> dict:
-    """The keyword arguments of `glassformer.generate` / `stream` for these flags."""
+def generation_options(args: argparse.Namespace) -> dict:
+    """The GenerationOptions (as keywords) of these flags; a bad value exits 2 naming its flag.
+
+    Checked here, before a model is loaded; `Session` checks the same keywords again.
+    """
     kw = dict(
         max_new_tokens=args.max_new_tokens,
         strategy=args.strategy,
@@ -133,29 +125,30 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
         penalty_alpha=args.penalty_alpha,
         seed=args.seed,
         use_cache=not args.no_cache,
-        stop=args.stop,
+        decode_dtype=args.decode_dtype,
     )
-    if args.decode_dtype != "float32":
-        kw["decode_dtype"] = args.decode_dtype
+    with flag_names():
+        GenerationOptions(**kw)
     return kw
 
 
 def run(args: argparse.Namespace) -> int:
     from glassformer.checkpoint import load
     from glassformer.core.device import pick_device
-    from glassformer.generate.api import encode_prompt, stream
+    from glassformer.generate.session import Session
 
-    check_args(args)
+    options = generation_options(args)
     model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
-    n = len(encode_prompt(tokenizer, args.prompt))  # also: an unknown character, an empty prompt
-    block = model.config.block_size
-    if n > block:
+    session = Session(model, tokenizer, **options)
+    n = len(session.feed(args.prompt))  # also: an unknown character, an empty prompt
+    if session.overflowed:
+        block = model.config.block_size
         print(
             f"note: the prompt is {n} tokens, longer than the model's context of "
             f"{block}; using its last {block} tokens",
             file=sys.stderr,
         )
-    pieces = stream(model, tokenizer, args.prompt, **generation_kwargs(args))
+    pieces = session.stream(args.stop)
     if not args.stream:
         print(args.prompt + "".join(pieces))
         return 0

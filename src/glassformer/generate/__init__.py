@@ -1,9 +1,12 @@
 """Decoding: from logits to text, one token at a time.
 
+    options.py      GenerationOptions: every option, checked (the only place)
+    strategy.py     what a strategy is: a TokenRule (per token) or a search
+    strategies.py   the registry: name -> strategy       greedy.py, sampling.py (token rules)
+    beam.py         beam search                           contrastive.py  contrastive search
     processors.py   temperature, top-k, top-p, min-p, repetition penalty
-    sampling.py     greedy and sampling loops        context.py   history + KV cache + window
-    beam.py         beam search                      contrastive.py  contrastive search
-    streaming.py    ids -> text pieces, stop strings  options.py   every option, checked
+    context.py      history + KV cache + window           streaming.py  ids -> text, stop strings
+    session.py      Session: a conversation, turn by turn (generate, stream, chat, serve)
     api.py          generate / stream (text), generate_tokens (ids)
 
 This package is itself callable: `glassformer.generate(model, tokenizer, prompt, ...)` is
@@ -15,9 +18,11 @@ import inspect
 import sys
 import types
 
-from glassformer.generate.api import generate, stream
+from glassformer.generate.api import generate, generate_tokens, stream
+from glassformer.generate.options import GenerationOptions
+from glassformer.generate.session import Session
 
-__all__ = ["generate", "stream"]
+__all__ = ["GenerationOptions", "Session", "generate", "generate_tokens", "stream"]
 
 
 class _CallableModule(types.ModuleType):

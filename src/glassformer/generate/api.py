@@ -3,55 +3,32 @@
     >>> text = glassformer.generate(model, tokenizer, "ROMEO:", max_new_tokens=40)
     >>> for piece in glassformer.stream(model, tokenizer, "ROMEO:", strategy="sample", seed=1):
     ...     print(piece, end="", flush=True)
-    >>> ids = model.generate(torch.tensor([[1, 2, 3]]), 40, strategy="beam", num_beams=4)
+    >>> opts = GenerationOptions(40, strategy="beam", num_beams=4)
+    >>> ids = generate_tokens(model, torch.tensor([[1, 2, 3]]), opts)   # prompt + new ids
 
 `generate` returns the continuation only (not the prompt); `"".join(stream(...))` is the same
-text. Generation ends after `max_new_tokens`, at a stop id (by default the tokenizer's
-end-of-text token, which is not part of the text) or at a stop string (`stop=["\\n\\n"]`, cut
-before it). Options are those of `GenerationOptions` (options.py); a bad value raises
-`UserError`.
+text: both are one turn of a `Session` (session.py). Generation ends after `max_new_tokens`,
+at a stop id (by default the tokenizer's end-of-text token, which is not part of the text) or
+at a stop string (`stop=["\\n\\n"]`, cut before it). Options are those of
+`GenerationOptions` (options.py); a bad value raises `UserError`.
 """
 
-import copy
 from collections.abc import Iterator, Sequence
 
 import torch
 
 from glassformer.errors import UserError
-from glassformer.generate.beam import beam_search
 from glassformer.generate.context import Context
-from glassformer.generate.contrastive import contrastive_search
 from glassformer.generate.options import GenerationOptions
-from glassformer.generate.sampling import decode
+from glassformer.generate.session import (
+    Session,
+    decode_copy,
+    encode_prompt,
+    make_generator,
+    text_options,
+)
+from glassformer.generate.strategies import STRATEGIES
 from glassformer.generate.streaming import TextStream
-
-
-def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
-    """A seeded random generator (same seed, same samples), or None for torch's global one."""
-    if seed is None:
-        return None
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def decode_copy(model: torch.nn.Module, dtype: str | None) -> torch.nn.Module | None:
-    """A copy of `model` for the decode steps, or None to decode with the model itself.
-
-    "bfloat16": every weight in bf16. "int8": each Linear's weight in int8 (one scale per
-    matrix) with fp32 activations, through torch's dynamic quantization (fbgemm on x86; the
-    API is deprecated since torch 2.13 and will move to torchao). Either reads fewer bytes per
-    token than fp32, and either rounds the logits.
-    """
-    if dtype in (None, "float32"):
-        return None
-    if dtype == "int8":
-        import warnings
-
-        from torch.ao.quantization import quantize_dynamic
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the deprecation notice of quantized tensors
-            return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, torch.qint8)
-    return copy.deepcopy(model).to(getattr(torch, dtype)).eval()
 
 
 def left_padding(attention_mask: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
@@ -81,8 +58,14 @@ def generate_tokens(
 ) -> torch.Tensor:
     """Prompt ids (B, T) -> prompt + new ids (B * num_return_sequences, T + new).
 
-    Rows that stop early (or shorter beams) are filled with their stop id, as Hugging Face
-    fills with the pad id.
+    `attention_mask` (B, T) of 1/0 marks left padding in a batch of unequal prompts. A
+    per-token strategy (greedy, sample) runs the batch at once; a search runs each prompt
+    alone. Rows that stop early (or shorter beams) are filled with their stop id, as Hugging
+    Face fills with the pad id.
+
+    >>> model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    >>> generate_tokens(model, torch.zeros(1, 3, dtype=torch.long), GenerationOptions(4)).shape
+    torch.Size([1, 7])
     """
     if idx.dim() != 2 or idx.size(1) == 0 or idx.dtype != torch.long:
         raise UserError(
@@ -90,22 +73,22 @@ def generate_tokens(
             f"{tuple(idx.shape)} {idx.dtype}"
         )
     pad = left_padding(attention_mask, idx)
+    strategy = STRATEGIES[opts.strategy]
+    generator = make_generator(opts.seed, idx.device)
     was_training = model.training
     model.eval()
     try:
-        if opts.strategy in ("greedy", "sample"):
-            gen = make_generator(opts.seed, idx.device)
-            ctx = Context(model, idx, pad, opts.use_cache, decode_copy(model, opts.decode_dtype))
-            new = list(decode(ctx, opts, gen))
-            return torch.cat([idx, *new], dim=1)
+        if strategy.per_token:
+            decoder = decode_copy(model, opts.decode_dtype)
+            ctx = Context(model, idx, pad, opts.use_cache, decoder)
+            return torch.cat([idx, *strategy.tokens(ctx, opts, generator)], dim=1)
         rows = []
         for b in range(idx.size(0)):
-            prompt = idx[b : b + 1, 0 if pad is None else int(pad[b]) :]  # (1, T_b)
-            if opts.strategy == "beam":
-                rows += [h.ids for h in beam_search(model, prompt, opts)]
-            else:
-                new = list(contrastive_search(model, prompt, opts))
-                rows.append(torch.cat([prompt, *new], dim=1)[0])
+            prompt = idx[b, 0 if pad is None else int(pad[b]) :]  # (T_b,)
+            ctx = Context(model, prompt[None], use_cache=opts.use_cache)
+            rows += [
+                torch.cat((prompt, new)) for new in strategy.continuations(ctx, opts, generator)
+            ]
         return _stack_left_padded(rows, idx, pad, opts)
     finally:
         model.train(was_training)
@@ -127,26 +110,6 @@ def _stack_left_padded(rows, idx, pad, opts) -> torch.Tensor:
     return full
 
 
-def encode_prompt(tokenizer, prompt: str) -> list[int]:
-    """The prompt's ids; an empty prompt starts from the end-of-text token if there is one."""
-    ids = tokenizer.encode(prompt)
-    if ids:
-        return ids
-    if getattr(tokenizer, "eot_id", None) is None:
-        raise UserError(
-            "the prompt is empty and this model's tokenizer has no start (end-of-text) "
-            "token; give a prompt of at least one character"
-        )
-    return [tokenizer.eot_id]
-
-
-def _options(tokenizer, max_new_tokens: int, strategy: str, options: dict) -> GenerationOptions:
-    if "stop_ids" not in options:
-        eot = getattr(tokenizer, "eot_id", None)
-        options["stop_ids"] = () if eot is None else (eot,)
-    return GenerationOptions(max_new_tokens=max_new_tokens, strategy=strategy, **options)
-
-
 def stream(
     model: torch.nn.Module,
     tokenizer,
@@ -159,44 +122,12 @@ def stream(
     """Yield the continuation of `prompt` piece by piece, as the tokens are chosen.
 
     A piece is never half a character (see streaming.py). Beam search only knows its best
-    sequence at the end, so it yields everything at once. Options are checked at the call,
-    before anything is generated.
+    sequence at the end, so it yields everything at once. Options and the prompt are checked
+    at the call, before anything is generated.
     """
-    opts = _options(tokenizer, max_new_tokens, strategy, dict(options))
-    device = next(model.parameters()).device
-    idx = torch.tensor([encode_prompt(tokenizer, prompt)], device=device)  # (1, T)
-    return _stream(model, tokenizer, idx, opts, stop)
-
-
-def _stream(model, tokenizer, idx, opts: GenerationOptions, stop) -> Iterator[str]:
-    text = TextStream.for_tokenizer(tokenizer, stop)
-    stops = set(opts.stop_ids)
-    was_training = model.training
-    model.eval()
-    try:
-        if opts.strategy == "beam":
-            best = beam_search(model, idx, opts)[0]
-            tokens = (t[None, None] for t in best.ids[idx.size(1) :])
-        elif opts.strategy == "contrastive":
-            tokens = contrastive_search(model, idx, opts)
-        else:
-            decoder = decode_copy(model, opts.decode_dtype)
-            ctx = Context(model, idx, use_cache=opts.use_cache, decode_model=decoder)
-            tokens = decode(ctx, opts, make_generator(opts.seed, idx.device))
-        for token in tokens:
-            t = int(token)
-            if t in stops:
-                break
-            piece = text.push([t])
-            if piece:
-                yield piece
-            if text.stopped:
-                break
-        rest = text.finish()
-        if rest:
-            yield rest
-    finally:
-        model.train(was_training)
+    session = Session(model, tokenizer, max_new_tokens=max_new_tokens, strategy=strategy, **options)
+    session.feed(prompt)
+    return session.stream(stop)
 
 
 def generate(
@@ -210,18 +141,19 @@ def generate(
 ) -> str | list[str]:
     """The continuation of `prompt` (a str), or of each prompt of a list (a batch).
 
-    A list of prompts runs as one left-padded batch (greedy and sampling) and gives the same
-    texts as generating each alone.
+    A list of prompts runs as one left-padded batch (per-token strategies) and gives the same
+    texts as generating each alone. With `num_return_sequences=n` (beam search) a str prompt
+    gives a list of its n best continuations.
     """
-    opts = _options(tokenizer, max_new_tokens, strategy, dict(options))
+    opts = text_options(tokenizer, max_new_tokens=max_new_tokens, strategy=strategy, **options)
     device = next(model.parameters()).device
-    if isinstance(prompt, str) and opts.num_return_sequences > 1:  # the n best beams
+    if isinstance(prompt, str) and opts.num_return_sequences > 1:  # the n best
         idx = torch.tensor([encode_prompt(tokenizer, prompt)], device=device)  # (1, T)
         out = generate_tokens(model, idx, opts)[:, idx.size(1) :]
         return [_text(tokenizer, row, opts, stop) for row in out.tolist()]
     if isinstance(prompt, str):
         return "".join(stream(model, tokenizer, prompt, max_new_tokens, strategy, stop, **options))
-    if opts.strategy not in ("greedy", "sample"):
+    if not STRATEGIES[opts.strategy].per_token:
         return [
             generate(model, tokenizer, p, max_new_tokens, strategy, stop, **options) for p in prompt
         ]

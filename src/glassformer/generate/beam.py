@@ -23,13 +23,15 @@ length_penalty > 0 favours longer sequences, < 0 shorter ones; 0 compares raw su
 algorithm of Hugging Face's `generate(num_beams=...)`, and the tests check equal outputs.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from glassformer.generate.context import Context
-from glassformer.generate.options import GenerationOptions
+from glassformer.generate.option_error import OptionError
+from glassformer.generate.strategy import Strategy
 
 _NEG = -1.0e9  # "impossible": what Hugging Face uses, so ties break the same way
 
@@ -43,15 +45,13 @@ class Hypothesis:
 
 
 @torch.no_grad()
-def beam_search(
-    model: torch.nn.Module, idx: torch.Tensor, opts: GenerationOptions
-) -> list[Hypothesis]:
-    """The `opts.num_return_sequences` best hypotheses for one prompt `idx` (1, T), best first."""
+def beam_search(ctx: Context, opts) -> list[Hypothesis]:
+    """The `opts.num_return_sequences` best hypotheses after the prompt in `ctx` (1, T), best
+    first. `ctx` ends holding the running beams."""
     n, lp, max_new = opts.num_beams, opts.length_penalty, opts.max_new_tokens
-    device = idx.device
+    device = ctx.ids.device
     stops = torch.tensor(opts.stop_ids, dtype=torch.long, device=device)
     keep = max(2, 1 + len(stops)) * n  # candidates looked at per step
-    ctx = Context(model, idx, use_cache=opts.use_cache)
     T0 = ctx.ids.size(1)
     logits = ctx.logits().expand(n, -1)  # (n, V): all beams start as the prompt
     ctx.reorder(torch.zeros(n, dtype=torch.long, device=device))
@@ -113,3 +113,26 @@ def beam_search(
             Hypothesis(done_ids[i, : T0 + length], float(done_score[i]), float(done_sum[i]), length)
         )
     return out
+
+
+class Beam(Strategy):
+    help = "beam search: the --num-beams most likely sequences by summed log-probability"
+    n_best = True
+
+    def check(self, opts) -> None:
+        if opts.num_return_sequences > opts.num_beams:
+            raise OptionError(
+                "num_return_sequences",
+                f"({opts.num_return_sequences}) cannot exceed num_beams ({opts.num_beams}): "
+                "beam search keeps only num_beams finished sequences",
+            )
+
+    def tokens(self, ctx: Context, opts, generator=None) -> Iterator[torch.Tensor]:
+        """The best sequence's new ids, all at once at the end (only then is it known)."""
+        T0 = ctx.ids.size(1)
+        best = beam_search(ctx, opts)[0]
+        yield from (t.view(1, 1) for t in best.ids[T0:])
+
+    def continuations(self, ctx: Context, opts, generator=None) -> list[torch.Tensor]:
+        T0 = ctx.ids.size(1)
+        return [h.ids[T0:] for h in beam_search(ctx, opts)]

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from glassformer.generate.context import Context
-from glassformer.generate.options import GenerationOptions
+from glassformer.generate.option_error import OptionError
 from glassformer.generate.processors import repetition_penalty
+from glassformer.generate.strategy import Strategy
 
 
 def degeneration_penalty(candidates: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -29,12 +30,10 @@ def degeneration_penalty(candidates: torch.Tensor, context: torch.Tensor) -> tor
 
 
 @torch.no_grad()
-def contrastive_search(
-    model: torch.nn.Module, idx: torch.Tensor, opts: GenerationOptions
-) -> Iterator[torch.Tensor]:
-    """Yield the new ids (1, 1) one step at a time for one prompt `idx` (1, T)."""
+def contrastive_search(ctx: Context, opts) -> Iterator[torch.Tensor]:
+    """Yield the new ids (1, 1) one step at a time after the prompt in a fresh `ctx` (1, T)."""
     k, alpha = opts.top_k, opts.penalty_alpha
-    ctx = Context(model, idx, use_cache=opts.use_cache)
+    device = ctx.ids.device
     ctx.keep_hidden = True
     logits = ctx.logits()  # (1, V)
     history = ctx.hidden[0]  # (T, C): hidden state of every token so far
@@ -43,16 +42,31 @@ def contrastive_search(
         logits = repetition_penalty(logits.float(), ctx.ids, opts.repetition_penalty)
         probs = torch.softmax(logits, dim=-1)[0]  # (V,)
         top_p, top_ids = torch.topk(probs, min(k, probs.numel()))  # (k,)
-        ctx.reorder(torch.zeros(len(top_ids), dtype=torch.long, device=idx.device))
+        ctx.reorder(torch.zeros(len(top_ids), dtype=torch.long, device=device))
         ctx.append(top_ids[:, None])  # each row tries one candidate
         cand_logits = ctx.logits()  # (k, V)
         cand_hidden = ctx.hidden[:, -1]  # (k, C)
         score = (1 - alpha) * top_p - alpha * degeneration_penalty(cand_hidden, history)
         best = int(score.argmax())
-        ctx.reorder(torch.tensor([best], device=idx.device))
+        ctx.reorder(torch.tensor([best], device=device))
         history = torch.cat((history, cand_hidden[best : best + 1]))
         logits = cand_logits[best : best + 1]
         token = top_ids[best : best + 1, None]  # (1, 1)
         yield token
         if int(token) in stops:
             return
+
+
+class Contrastive(Strategy):
+    help = "contrastive search: likely tokens unlike what was said (--top-k, --penalty-alpha)"
+
+    def check(self, opts) -> None:
+        if opts.top_k is None:
+            opts.top_k = 4  # the candidate count of the contrastive search paper
+        if opts.top_k < 1:
+            raise OptionError(
+                "top_k", "must be >= 1 for contrastive search (its candidates), got 0"
+            )
+
+    def tokens(self, ctx: Context, opts, generator=None) -> Iterator[torch.Tensor]:
+        return contrastive_search(ctx, opts)

@@ -1,0 +1,172 @@
+"""`Session`: one conversation with a model, continued turn by turn.
+
+A session holds the token history, the KV cache that goes with it (a `Context`, context.py)
+and the options; `feed` adds text, `stream` continues it piece by piece:
+
+    >>> s = Session(model, tokenizer, strategy="sample", seed=1, max_new_tokens=40)
+    >>> s.feed("ROMEO:\\n")
+    >>> for piece in s.stream(stop=["\\n\\n"]):
+    ...     print(piece, end="", flush=True)
+    >>> s.finish_reason                       # "stop_id", "stop_string" or "length"
+    >>> s.feed("\\nJULIET:\\n")                # the next turn: only these tokens are new
+    >>> reply = "".join(s.stream())
+
+What one turn does:
+
+    new ids = tokenizer.encode(text)           feed: appended to the history (not run yet)
+    strategy.tokens(context, options)          the registry's strategy (strategies.py)
+      -> id, id, ...                           each appended to the history
+    stop id?         -> finish_reason "stop_id" (the id is kept in the history, not shown)
+    TextStream.push  -> a piece of text        never half a character (streaming.py)
+    stop string?     -> finish_reason "stop_string" (cut before it)
+    max_new_tokens   -> finish_reason "length"
+
+A per-token strategy (greedy, sample: `TokenRule`) continues the kept Context, so a new turn
+feeds only its new tokens to the cached keys and values; a search (beam, contrastive) starts a
+fresh Context over the history each turn. A history longer than the model's context is
+handled as context.py describes (the oldest tokens drop out of view); `overflowed` says so.
+
+`glassformer.generate`/`stream` (api.py) are one turn of a fresh session; `glassformer chat`
+is a loop of turns.
+"""
+
+import copy
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+
+import torch
+
+from glassformer.errors import UserError
+from glassformer.generate.context import Context
+from glassformer.generate.options import GenerationOptions
+from glassformer.generate.strategies import STRATEGIES
+from glassformer.generate.streaming import TextStream
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    """A seeded random generator (same seed, same samples), or None for torch's global one."""
+    if seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def decode_copy(model: torch.nn.Module, dtype: str | None) -> torch.nn.Module | None:
+    """A copy of `model` for the decode steps, or None to decode with the model itself.
+
+    "bfloat16": every weight in bf16. "int8": each Linear's weight in int8 (one scale per
+    matrix) with fp32 activations, through torch's dynamic quantization (fbgemm on x86; the
+    API is deprecated since torch 2.13 and will move to torchao). Either reads fewer bytes per
+    token than fp32, and either rounds the logits. (The choices: options.DECODE_DTYPES.)
+    """
+    if dtype in (None, "float32"):
+        return None
+    if dtype == "int8":
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the deprecation notice of quantized tensors
+            return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, torch.qint8)
+    return copy.deepcopy(model).to(getattr(torch, dtype)).eval()
+
+
+def text_options(tokenizer, **options) -> GenerationOptions:
+    """GenerationOptions for text: unless `stop_ids` says otherwise, the tokenizer's
+    end-of-text token ends the generation."""
+    if "stop_ids" not in options:
+        eot = tokenizer.eot_id
+        options["stop_ids"] = () if eot is None else (eot,)
+    return GenerationOptions(**options)
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    """The prompt's ids; an empty prompt starts from the end-of-text token if there is one."""
+    ids = tokenizer.encode(prompt)
+    if ids:
+        return ids
+    if tokenizer.eot_id is None:
+        raise UserError(
+            "the prompt is empty and this model's tokenizer has no start (end-of-text) "
+            "token; give a prompt of at least one character"
+        )
+    return [tokenizer.eot_id]
+
+
+class Session:
+    """Token history + KV cache + options of one conversation; `feed` text, `stream` replies.
+
+    `options` are those of `GenerationOptions` (checked here, before anything runs); by
+    default the tokenizer's end-of-text token stops a reply.
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer, **options):
+        self.model, self.tokenizer = model, tokenizer
+        self.opts = text_options(tokenizer, **options)
+        self.strategy = STRATEGIES[self.opts.strategy]
+        self.device = next(model.parameters()).device
+        self.generator = make_generator(self.opts.seed, self.device)
+        self.decoder = decode_copy(model, self.opts.decode_dtype)
+        self.ids: list[int] = []  # the whole conversation, prompts and replies
+        self.ctx: Context | None = None  # its model state, kept while the strategy allows
+        self.finish_reason: str | None = None  # of the last reply
+
+    @property
+    def overflowed(self) -> bool:
+        """Is the conversation longer than the model's context (the oldest tokens unseen)?"""
+        return len(self.ids) > self.model.config.block_size
+
+    def feed(self, text: str) -> list[int]:
+        """Add `text` to the conversation (run at the next reply); its ids.
+
+        The first text of a session may be empty: it then starts from the end-of-text token.
+        """
+        ids = encode_prompt(self.tokenizer, text) if not self.ids else self.tokenizer.encode(text)
+        self.feed_ids(ids)
+        return ids
+
+    def feed_ids(self, ids: Sequence[int]) -> None:
+        """Add token ids to the conversation."""
+        self.ids += ids
+        if self.ctx is not None and ids:
+            self.ctx.append(torch.tensor([list(ids)], device=self.device))  # (1, T)
+
+    def tokens(self) -> Iterator[int]:
+        """The reply's ids, one at a time, up to a stop id (not yielded) or max_new_tokens."""
+        if not self.ids:
+            raise UserError("nothing to continue: feed the session a prompt first")
+        if self.ctx is None or not self.strategy.per_token:
+            history = torch.tensor([self.ids], device=self.device)  # (1, T)
+            self.ctx = Context(
+                self.model, history, use_cache=self.opts.use_cache, decode_model=self.decoder
+            )
+        stops = set(self.opts.stop_ids)
+        self.finish_reason = "length"
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for token in self.strategy.tokens(self.ctx, self.opts, self.generator):
+                t = int(token)
+                self.ids.append(t)
+                if t in stops:
+                    self.finish_reason = "stop_id"
+                    return
+                yield t
+        finally:
+            self.model.train(was_training)
+            if not self.strategy.per_token:
+                self.ctx = None  # a search leaves its own rows behind: start afresh next turn
+
+    def stream(self, stop: Sequence[str] = ()) -> Iterator[str]:
+        """The reply as text pieces (never half a character), cut before a stop string."""
+        text = TextStream.for_tokenizer(self.tokenizer, stop)
+        with closing(self.tokens()) as tokens:
+            for t in tokens:
+                piece = text.push([t])
+                if piece:
+                    yield piece
+                if text.stopped:
+                    self.finish_reason = "stop_string"
+                    break
+        rest = text.finish()
+        if rest:
+            yield rest
