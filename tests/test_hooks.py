@@ -59,20 +59,20 @@ def test_cache_names_drop_the_hook_prefix():
 
 def test_cache_keeps_only_what_was_asked_and_leaves_no_hooks(idx):
     model = make_gpt()
-    logits, cache = model.run_with_cache(idx, names=["blocks.1.resid_post", "logits"])
+    (logits, _), cache = run_with_cache(model, idx, names=["blocks.1.resid_post", "logits"])
     assert set(cache) == {"blocks.1.resid_post", "logits"}
     assert torch.equal(cache["logits"], logits)
-    _, cache = model.run_with_cache(idx, names=lambda n: n.endswith("attn.pattern"))
+    _, cache = run_with_cache(model, idx, names=lambda n: n.endswith("attn.pattern"))
     assert set(cache) == {"blocks.0.attn.pattern", "blocks.1.attn.pattern"}
     assert all(not hp.hooks for hp in hook_points(model).values())
     with pytest.raises(ValueError, match="not a hook point"):
-        model.run_with_cache(idx, names=["blocks.9.resid_post"])
+        run_with_cache(model, idx, names=["blocks.9.resid_post"])
 
 
 def test_caching_does_not_change_the_output(idx):
     model = make_gpt()
     plain, _ = model(idx)  # fused SDPA path
-    cached, cache = model.run_with_cache(idx)  # explicit path (the pattern is asked for)
+    (cached, _), cache = run_with_cache(model, idx)  # explicit path (the pattern is asked for)
     torch.testing.assert_close(cached, plain, atol=ATOL, rtol=0)
     assert cache["blocks.0.attn.pattern"].shape == (2, 4, 11, 11)
 
@@ -80,7 +80,7 @@ def test_caching_does_not_change_the_output(idx):
 @pytest.mark.parametrize("norm_position", ["pre", "post"])
 def test_residual_stream_adds_up(idx, norm_position):
     model = make_gpt(norm_position=norm_position)
-    logits, c = model.run_with_cache(idx)
+    (logits, _), c = run_with_cache(model, idx)
     torch.testing.assert_close(c["embed"] + c["pos_embed"], c["blocks.0.resid_pre"])
     for L, block in enumerate(model.blocks):
         pre, mid, post = (c[f"blocks.{L}.resid_{s}"] for s in ("pre", "mid", "post"))
@@ -100,7 +100,7 @@ def test_residual_stream_adds_up(idx, norm_position):
 
 def test_mlp_neurons_by_hand(idx):
     model = make_gpt()
-    _, c = model.run_with_cache(idx)
+    _, c = run_with_cache(model, idx)
     mlp = model.blocks[0].mlp
     x = model.blocks[0].ln_2(c["blocks.0.resid_mid"])
     pre = x @ mlp.fc.weight.T + mlp.fc.bias
@@ -112,7 +112,7 @@ def test_mlp_neurons_by_hand(idx):
 
 def test_attention_pattern_is_the_explicit_softmax(idx):
     model = make_gpt()
-    _, c = model.run_with_cache(idx)
+    _, c = run_with_cache(model, idx)
     B, T = idx.shape
     for L, block in enumerate(model.blocks):
         attn = block.attn
@@ -131,7 +131,7 @@ def test_attention_pattern_is_the_explicit_softmax(idx):
 def test_attention_pattern_matches_torch_multihead_attention(idx):
     """torch.nn.MultiheadAttention with our weights returns the same per-head weights."""
     model = make_gpt()
-    _, c = model.run_with_cache(idx)
+    _, c = run_with_cache(model, idx)
     attn = model.blocks[1].attn
     mha = nn.MultiheadAttention(32, 4, bias=True, batch_first=True).eval()
     with torch.no_grad():
@@ -149,10 +149,10 @@ def test_attention_pattern_matches_torch_multihead_attention(idx):
 
 def test_zero_ablating_a_head_removes_exactly_its_term(idx):
     model = make_gpt()
-    _, clean = model.run_with_cache(idx, names=["blocks.0.attn.z", "blocks.0.attn_out"])
+    _, clean = run_with_cache(model, idx, names=["blocks.0.attn.z", "blocks.0.attn_out"])
     head, hs = 2, 8
     with hooks(model, {"blocks.0.attn.z": zero_head(head)}):
-        _, ablated = model.run_with_cache(idx, names=["blocks.0.attn.z", "blocks.0.attn_out"])
+        _, ablated = run_with_cache(model, idx, names=["blocks.0.attn.z", "blocks.0.attn_out"])
     assert torch.all(ablated["blocks.0.attn.z"][:, head] == 0)
     W_O = model.blocks[0].attn.proj.weight[:, head * hs : (head + 1) * hs]  # (C, hs)
     term = clean["blocks.0.attn.z"][:, head] @ W_O.T  # (B, T, C): head 2's contribution
@@ -165,13 +165,13 @@ def test_zero_ablating_a_head_removes_exactly_its_term(idx):
 def test_patching_an_activation_from_another_run(idx):
     model = make_gpt()
     clean_ids, corrupt_ids = idx[:1], idx[1:]
-    clean_logits, clean = model.run_with_cache(clean_ids, names=["blocks.1.resid_pre"])
+    (clean_logits, _), clean = run_with_cache(model, clean_ids, names=["blocks.1.resid_pre"])
     corrupt_logits, _ = model(corrupt_ids)
     with hooks(model, {"blocks.1.resid_pre": patch(clean["blocks.1.resid_pre"])}):
         patched, _ = model(corrupt_ids)
     torch.testing.assert_close(patched, clean_logits, atol=ATOL, rtol=0)
     # the last block's output at one position: only that position's logits change
-    _, clean = model.run_with_cache(clean_ids, names=["blocks.1.resid_post"])
+    _, clean = run_with_cache(model, clean_ids, names=["blocks.1.resid_post"])
     pos = 6
     one_position = patch(clean["blocks.1.resid_post"], (slice(None), pos))
     with hooks(model, {"blocks.1.resid_post": one_position}):

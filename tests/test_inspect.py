@@ -11,6 +11,7 @@ from glassformer import GPT, GPTConfig
 from glassformer.cli import main
 from glassformer.errors import UserError
 from glassformer.inspect.attention import attention_view
+from glassformer.inspect.cache import run_with_cache
 from glassformer.inspect.curves import curves_view
 from glassformer.inspect.embeddings import token_embeddings_view
 from glassformer.inspect.geometry import cosine_matrix, nearest, pca_2d
@@ -37,7 +38,7 @@ def test_attention_view_holds_the_cached_patterns(model_and_tok):
     model, tok = model_and_tok
     view = attention_view(model, tok, TEXT)
     ids = torch.tensor([tok.encode(TEXT)])
-    _, cache = model.run_with_cache(ids)
+    _, cache = run_with_cache(model, ids)
     assert [m["name"] for m in view["maps"]] == ["blocks.0.attn.pattern", "blocks.1.attn.pattern"]
     for m in view["maps"]:
         p = torch.tensor(m["heads"])  # (nh, T, T)
@@ -142,7 +143,7 @@ def test_neuron_view_finds_the_peak(model_and_tok):
     model, tok = model_and_tok
     view = neuron_view(model, tok, TEXT * 3, layer=1)
     ids = torch.tensor([tok.encode(TEXT * 3)[:64]])
-    _, cache = model.run_with_cache(ids, names=["blocks.1.mlp.post"])
+    _, cache = run_with_cache(model, ids, names=["blocks.1.mlp.post"])
     acts = cache["blocks.1.mlp.post"][0]  # (T, hidden) of the first window
     assert view["max_activation"] >= float(acts.max()) - 1e-4
     top = view["contexts"][0]

@@ -112,7 +112,7 @@ def run_with_cache(
 
     `names`: the cache names to keep (a list, one name, or a predicate such as
     ``lambda n: n.endswith("resid_post")``); None keeps every hook point. The output is
-    whatever the model returns (a GPT's `run_with_cache` method returns just the logits).
+    whatever the model returns (for a GPT, `(logits, loss)`).
     """
     cache: dict[str, torch.Tensor] = {}
 
