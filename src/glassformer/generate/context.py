@@ -35,6 +35,7 @@ Longer than the context (block_size = n):
 import torch
 
 from glassformer.nn.kv_cache import KVCache
+from glassformer.nn.positions import POSITIONS
 
 
 class Context:
@@ -51,7 +52,7 @@ class Context:
         self.model = model
         self.decode_model = decode_model if use_cache else None
         self.block = model.config.block_size
-        self.rolls = model.config.pos_emb in ("rotary", "none")  # no position table to outgrow
+        self.rolls = not POSITIONS[model.config.pos_emb].max_length  # no table to outgrow
         self.use_cache = use_cache and model.config.causal
         if ids.size(1) > self.block:  # the model cannot see more: keep the last block tokens
             dropped = ids.size(1) - self.block

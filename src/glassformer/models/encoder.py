@@ -28,18 +28,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from glassformer.core.fields import option
-from glassformer.models.config import GPTConfig
 from glassformer.nn.block import Block
-from glassformer.nn.embedding import LearnedPositions, TokenEmbedding
+from glassformer.nn.config import TransformerConfig
+from glassformer.nn.embedding import TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points
 from glassformer.nn.init import init_normal
 from glassformer.nn.mlp import ACTIVATIONS
 from glassformer.nn.norm import make_norm
+from glassformer.nn.positions import POSITIONS
 
 
 @dataclass
-class EncoderConfig(GPTConfig):
-    """GPTConfig's fields with BERT's defaults, plus the encoder's own ones."""
+class EncoderConfig(TransformerConfig):
+    """The shared transformer fields with BERT's defaults, plus the encoder's own ones."""
 
     causal: bool = option(False, "mask the future (an encoder sees both directions: False)")
     norm_position: str = option(
@@ -55,8 +56,6 @@ class EncoderConfig(GPTConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.pos_emb not in ("learned", "rotary", "none"):
-            raise ValueError("model.pos_emb of an encoder must be learned, rotary or none")
         if self.n_classes < 0 or self.type_vocab_size < 0:
             raise ValueError("model.n_classes and model.type_vocab_size must be >= 0")
 
@@ -101,9 +100,8 @@ class Encoder(nn.Module):
         self.config = config
         C = config.n_embd
         self.tok_emb = TokenEmbedding(config.vocab_size, C)
-        self.pos_emb = (
-            LearnedPositions(config.block_size, C) if config.pos_emb == "learned" else None
-        )
+        self.positions = POSITIONS[config.pos_emb]  # nn/positions.py
+        self.pos_emb = self.positions.make_embedding(config)  # added to the tokens, or None
         self.type_emb = nn.Embedding(config.type_vocab_size, C) if config.type_vocab_size else None
         self.ln_emb = make_norm(config.norm, C, config.bias, config.norm_eps)
         self.drop = nn.Dropout(config.dropout)
@@ -136,7 +134,7 @@ class Encoder(nn.Module):
     ) -> torch.Tensor:
         """idx (B, T), attention_mask (B, T) 1 = real token -> hidden states (B, T, C)."""
         B, T = idx.shape
-        if T > self.config.block_size and self.pos_emb is not None:
+        if T > self.config.block_size and self.positions.max_length:
             raise ValueError(
                 f"sequence of {T} tokens is longer than the encoder's {self.config.block_size}"
             )

@@ -15,11 +15,12 @@ from torch import nn
 
 from glassformer.models.config import GPTConfig
 from glassformer.nn.block import Block
-from glassformer.nn.embedding import LearnedPositions, SinusoidalPositions, TokenEmbedding
+from glassformer.nn.embedding import LearnedPositions, TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points
 from glassformer.nn.init import init_normal
 from glassformer.nn.kv_cache import KVCache
 from glassformer.nn.norm import make_norm
+from glassformer.nn.positions import POSITIONS
 
 
 class GPT(nn.Module):
@@ -36,10 +37,8 @@ class GPT(nn.Module):
         self.config = config
         C = config.n_embd
         self.tok_emb = TokenEmbedding(config.vocab_size, C)
-        self.pos_emb = {
-            "learned": lambda: LearnedPositions(config.block_size, C),
-            "sinusoidal": lambda: SinusoidalPositions(config.block_size, C),
-        }.get(config.pos_emb, lambda: None)()
+        self.positions = POSITIONS[config.pos_emb]  # nn/positions.py
+        self.pos_emb = self.positions.make_embedding(config)  # added to the tokens, or None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         # post-norm blocks already end in a norm; pre-norm needs one before the head
@@ -96,7 +95,7 @@ class GPT(nn.Module):
             pos = cache.positions(T)  # (T,), or (B, T) for a left-padded batch
         else:
             pos = torch.arange(pos_offset, pos_offset + T, device=idx.device)  # (T,)
-        if self.pos_emb is not None and int(pos.max()) >= self.config.block_size:
+        if self.positions.max_length and int(pos.max()) >= self.config.block_size:
             raise ValueError(
                 f"sequence of {int(pos.max()) + 1} tokens is longer than the context "
                 f"({self.config.block_size}); crop it to the last {self.config.block_size}"

@@ -3,11 +3,12 @@
     source ids (B, S) --embed * sqrt(C) + sinusoidal positions--> [encoder Block] x n_layer
         --> memory (B, S, C)
     target ids (B, T) --embed * sqrt(C) + sinusoidal positions-->
-        [DecoderBlock: causal self-attention, cross-attention to memory, MLP] x n_dec_layer
+        [Block: causal self-attention, cross-attention to memory, MLP] x n_dec_layer
         --> LM head (tied to the embedding) --> logits (B, T, vocab)
 
 The encoder reads the whole source in both directions (the same `Block` as BERT's). The
-decoder is a GPT whose every block also looks at the source through cross-attention, so
+decoder is a GPT whose every block also looks at the source through cross-attention (the
+same `Block` with its cross-attention sublayer, nn/block.py), so
 `target[t]` is predicted from `target[:t]` and the whole source. Training feeds the target
 shifted right by one (teacher forcing: `[BOS] y1 y2` -> `y1 y2 y3`); generation starts from
 `[BOS]` and appends the most likely token until `[EOS]` (greedy decoding).
@@ -31,32 +32,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from glassformer.core.fields import option
-from glassformer.models.config import GPTConfig
 from glassformer.models.encoder import padding_mask
-from glassformer.nn.attention import SelfAttention
 from glassformer.nn.block import Block
-from glassformer.nn.cross_attention import CrossAttention
-from glassformer.nn.embedding import LearnedPositions, SinusoidalPositions, TokenEmbedding
+from glassformer.nn.config import TransformerConfig
+from glassformer.nn.embedding import TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points
 from glassformer.nn.init import init_normal
-from glassformer.nn.mlp import MLP
 from glassformer.nn.norm import make_norm
+from glassformer.nn.positions import POSITIONS
 
 
 @dataclass
-class Seq2SeqConfig(GPTConfig):
-    """GPTConfig's fields with the original transformer's defaults, plus the decoder's."""
+class Seq2SeqConfig(TransformerConfig):
+    """The shared transformer fields with the original transformer's defaults, plus the
+    decoder's."""
 
     n_layer: int = option(2, "encoder blocks")
     n_dec_layer: int = option(2, "decoder blocks")
-    pos_emb: str = option(
-        "sinusoidal", "position signal", ("learned", "sinusoidal", "rotary", "none")
-    )
-    sinusoid_layout: str = option(
-        "interleaved",
-        "sinusoidal table: sin/cos interleaved (the paper) or halves (Marian, fairseq)",
-        ("interleaved", "halves"),
-    )
+    pos_emb: str = option("sinusoidal", "position signal", tuple(POSITIONS))
     scale_embedding: bool = option(True, "multiply token embeddings by sqrt(n_embd)")
     norm_position: str = option(
         "post", "post-norm (the paper, Marian) or pre-norm (+ a final norm)", ("pre", "post")
@@ -75,42 +68,6 @@ class Seq2SeqConfig(GPTConfig):
             raise ValueError("model.n_dec_layer must be a positive integer")
 
 
-class DecoderBlock(nn.Module):
-    """Causal self-attention, cross-attention to the encoder's memory, MLP: three residual adds."""
-
-    def __init__(self, config: GPTConfig):
-        super().__init__()
-        self.pre_norm = config.norm_position == "pre"
-        self.attn = SelfAttention(config)  # causal: config.causal is True for the decoder
-        self.ln_self = make_norm(config.norm, config.n_embd, config.bias, config.norm_eps)
-        self.cross = CrossAttention(config)
-        self.ln_cross = make_norm(config.norm, config.n_embd, config.bias, config.norm_eps)
-        self.mlp = MLP(config)
-        self.ln_mlp = make_norm(config.norm, config.n_embd, config.bias, config.norm_eps)
-        self.hook_resid_pre = HookPoint()
-        self.hook_self_out = HookPoint()
-        self.hook_cross_out = HookPoint()
-        self.hook_mlp_out = HookPoint()
-        self.hook_resid_post = HookPoint()
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        pos: torch.Tensor,
-        memory: torch.Tensor,
-        mem_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """x: (B, T, C) target stream, memory: (B, S, C), mem_mask: (B, 1, 1, S) -> (B, T, C)."""
-        x = self.hook_resid_pre(x)
-        if self.pre_norm:
-            x = x + self.hook_self_out(self.attn(self.ln_self(x), pos))
-            x = x + self.hook_cross_out(self.cross(self.ln_cross(x), memory, mem_mask))
-            return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln_mlp(x))))
-        x = self.ln_self(x + self.hook_self_out(self.attn(x, pos)))
-        x = self.ln_cross(x + self.hook_cross_out(self.cross(x, memory, mem_mask)))
-        return self.hook_resid_post(self.ln_mlp(x + self.hook_mlp_out(self.mlp(x))))
-
-
 class Seq2Seq(nn.Module):
     """`Seq2Seq(config)(src, tgt_in, targets=None, src_mask=None) -> (logits, loss)`."""
 
@@ -120,16 +77,14 @@ class Seq2Seq(nn.Module):
         C = config.n_embd
         self.tok_emb = TokenEmbedding(config.vocab_size, C)  # shared by source and target
         self.embed_scale = math.sqrt(C) if config.scale_embedding else 1.0
-        self.pos_emb = {
-            "learned": lambda: LearnedPositions(config.block_size, C),
-            "sinusoidal": lambda: SinusoidalPositions(
-                config.block_size, C, layout=config.sinusoid_layout
-            ),
-        }.get(config.pos_emb, lambda: None)()
+        self.positions = POSITIONS[config.pos_emb]  # nn/positions.py
+        self.pos_emb = self.positions.make_embedding(config)  # added to the tokens, or None
         self.drop = nn.Dropout(config.dropout)
         enc_cfg, dec_cfg = replace(config, causal=False), replace(config, causal=True)
         self.enc_blocks = nn.ModuleList(Block(enc_cfg) for _ in range(config.n_layer))
-        self.dec_blocks = nn.ModuleList(DecoderBlock(dec_cfg) for _ in range(config.n_dec_layer))
+        self.dec_blocks = nn.ModuleList(
+            Block(dec_cfg, cross_attention=True) for _ in range(config.n_dec_layer)
+        )
         pre = config.norm_position == "pre"
         norm = lambda: make_norm(config.norm, C, config.bias, config.norm_eps)  # noqa: E731
         self.enc_ln_f = norm() if pre else nn.Identity()
@@ -151,7 +106,7 @@ class Seq2Seq(nn.Module):
 
     def _embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         T = ids.size(1)
-        if T > self.config.block_size and self.pos_emb is not None:
+        if T > self.config.block_size and self.positions.max_length:
             raise ValueError(f"sequence of {T} tokens is longer than {self.config.block_size}")
         pos = torch.arange(T, device=ids.device)  # (T,)
         x = self.tok_emb(ids) * self.embed_scale  # (B, T, C)
@@ -174,7 +129,7 @@ class Seq2Seq(nn.Module):
         x, pos = self._embed(tgt)
         mask = padding_mask(src_mask)
         for block in self.dec_blocks:
-            x = block(x, pos, memory, mask)
+            x = block(x, pos, memory=memory, memory_mask=mask)
         return self.hook_logits(self.lm_head(self.dec_ln_f(x)))
 
     def forward(

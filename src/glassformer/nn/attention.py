@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glassformer.models.config import GPTConfig
+from glassformer.nn.config import TransformerConfig
 from glassformer.nn.hooks import HookPoint
 from glassformer.nn.kv_cache import LayerKV
-from glassformer.nn.rotary import Rotary
+from glassformer.nn.positions import POSITIONS
 
 
 def attention_pattern(
@@ -114,7 +114,7 @@ class SelfAttention(nn.Module):
     keys and the values of the K/V heads (3 * n_embd without grouped-query attention).
     """
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: TransformerConfig):
         super().__init__()
         self.n_head, self.head_dim = config.n_head, config.head_dim
         self.n_kv_head = config.kv_heads
@@ -126,11 +126,8 @@ class SelfAttention(nn.Module):
         self.explicit = config.attn_impl == "explicit"
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.rotary = (
-            Rotary(self.head_dim, config.block_size, config.rope_theta)
-            if config.pos_emb == "rotary"
-            else None
-        )
+        # a position scheme that acts on q and k (rotary), or None: nn/positions.py
+        self.rotation = POSITIONS[config.pos_emb].make_rotation(config)
         self.qk_norm = config.qk_norm
         self.log_temp = (
             nn.Parameter(torch.full((self.n_head,), math.log(10.0))) if config.cosine_attn else None
@@ -163,8 +160,8 @@ class SelfAttention(nn.Module):
         if self.qk_norm:
             q = F.rms_norm(q, (self.head_dim,))
             k = F.rms_norm(k, (self.head_dim,))
-        if self.rotary is not None:
-            q, k = self.rotary(q, pos), self.rotary(k, pos)
+        if self.rotation is not None:
+            q, k = self.rotation(q, pos), self.rotation(k, pos)
         scale = self.scale
         if self.log_temp is not None:  # cosine attention: unit q and k, learned temperature
             q = F.normalize(q, dim=-1) * self.log_temp.exp().view(1, -1, 1, 1).to(q.dtype)

@@ -17,15 +17,15 @@ import math
 import torch
 from torch import nn
 
-from glassformer.models.config import GPTConfig
 from glassformer.nn.attention import attend
+from glassformer.nn.config import TransformerConfig
 from glassformer.nn.hooks import HookPoint
 
 
 class CrossAttention(nn.Module):
     """Multi-head attention from `x` (queries) to `memory` (keys and values, fused)."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: TransformerConfig):
         super().__init__()
         self.n_head, self.head_dim = config.n_head, config.head_dim
         self.q = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glassformer.models.config import GPTConfig
+from glassformer.nn.config import TransformerConfig
 from glassformer.nn.hooks import HookPoint
 
 ACTIVATIONS = {
@@ -25,7 +25,7 @@ ACTIVATIONS = {
 }
 
 
-def mlp_hidden_size(config: GPTConfig) -> int:
+def mlp_hidden_size(config: TransformerConfig) -> int:
     """`mlp_hidden` if set, else mlp_ratio * n_embd, times 2/3 for SwiGLU (rounded to 8s)."""
     if config.mlp_hidden:
         return config.mlp_hidden
@@ -37,7 +37,7 @@ def mlp_hidden_size(config: GPTConfig) -> int:
 
 
 class MLP(nn.Module):
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: TransformerConfig):
         super().__init__()
         hidden = mlp_hidden_size(config)
         self.gated = config.activation == "swiglu"

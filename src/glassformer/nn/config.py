@@ -1,0 +1,110 @@
+"""`TransformerConfig`: the architectural choices every transformer family shares.
+
+The parts in nn/ (attention, MLP, norms, blocks, positions) read their settings from it; each
+family extends it with its own fields and defaults (models/config.py: `GPTConfig`,
+models/encoder.py: `EncoderConfig`, models/seq2seq.py: `Seq2SeqConfig`). Each field's `help`
+is what `glassformer train --help` prints for `--model.FIELD`.
+
+    >>> c = TransformerConfig(n_embd=576, n_head=9, n_kv_head=3)
+    >>> c.head_dim, c.kv_heads
+    (64, 3)
+"""
+
+from dataclasses import asdict, dataclass, fields
+from typing import Self
+
+from glassformer.core.fields import check_choices, option
+from glassformer.nn.positions import POSITIONS
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int = option(65, "number of token ids the model knows (set from the tokenizer)")
+    block_size: int = option(128, "context length: the most tokens the model sees at once")
+    n_layer: int = option(4, "number of transformer blocks")
+    n_head: int = option(4, "attention heads per block")
+    n_kv_head: int = option(
+        0,
+        "key/value heads per block, each shared by n_head / n_kv_head query heads "
+        "(grouped-query attention); 0: one per query head",
+    )
+    n_embd: int = option(128, "width of the residual stream (d_model)")
+    mlp_ratio: float = option(4.0, "MLP hidden width as a multiple of n_embd (SwiGLU: x 2/3)")
+    mlp_hidden: int = option(0, "MLP hidden width; 0: derived from mlp_ratio")
+    dropout: float = option(0.0, "dropout probability on embeddings, attention and residual adds")
+    bias: bool = option(True, "biases in Linear layers and LayerNorm")
+    pos_emb: str = option(
+        "learned",
+        "position signal: learned table, fixed sinusoidal table, rotary q/k rotation, or none",
+        tuple(POSITIONS),
+    )
+    rope_theta: float = option(10000.0, "rotary base frequency")
+    sinusoid_layout: str = option(
+        "interleaved",
+        "sinusoidal table: sin/cos interleaved (the paper) or halves (Marian, fairseq)",
+        ("interleaved", "halves"),
+    )
+    norm: str = option(
+        "layernorm",
+        "normalisation layer (none: no normalisation at all)",
+        ("layernorm", "rmsnorm", "rmsnorm-noaffine", "none"),
+    )
+    norm_position: str = option(
+        "pre", "pre-norm (x + f(norm(x))) or post-norm (norm(x + f(x)))", ("pre", "post")
+    )
+    norm_eps: float = option(1e-5, "epsilon of the normalisation layers")
+    activation: str = option(
+        "gelu", "MLP activation", ("gelu", "gelu_tanh", "relu", "relu2", "silu", "swiglu")
+    )
+    tie_weights: bool = option(True, "share the token embedding matrix with the LM head")
+    causal: bool = option(True, "mask the future in self-attention (False lets tokens peek ahead)")
+    attn_scale: bool = option(True, "divide attention scores by sqrt(head size)")
+    qk_norm: bool = option(False, "RMS-normalise queries and keys per head before the dot product")
+    cosine_attn: bool = option(
+        False, "cosine attention: L2-normalise q and k, scale by a learned per-head temperature"
+    )
+    attn_impl: str = option(
+        "sdpa",
+        "attention kernel: torch's fused scaled_dot_product_attention or the explicit math",
+        ("sdpa", "explicit"),
+    )
+    # the GPT's LM head and init read these two; every family's config.json carries them
+    logit_softcap: float = option(0.0, "if > 0, logits = cap * tanh(logits / cap)")
+    zero_init_proj: bool = option(False, "start output projections of attention and MLP at zero")
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        check_choices(self, "model")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"model.{name} must be a positive integer")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("model.dropout must be in [0, 1)")
+        if self.mlp_hidden < 0:
+            raise ValueError("model.mlp_hidden must be >= 0 (0: derived from mlp_ratio)")
+        if self.n_kv_head < 0 or self.n_head % self.kv_heads:
+            raise ValueError(
+                f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head}); "
+                "0 gives every query head its own key/value head"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads: n_kv_head, or n_head (plain multi-head attention) when it is 0."""
+        return self.n_kv_head or self.n_head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Self:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {', '.join(sorted(unknown))}")
+        return cls(**d)

@@ -1,0 +1,67 @@
+"""Position schemes: how a transformer tells positions apart. One registry, one entry a scheme.
+
+Attention by itself is blind to order (a weighted sum does not change when its terms are
+reordered), so every model picks one way to say where a token is. A scheme acts in one of two
+places:
+
+- `embedding`: a vector per position added to the token embeddings before the first block
+  (learned, sinusoidal: embedding.py);
+- `rotation`: a transform of the queries and keys inside every self-attention layer
+  (rotary: rotary.py).
+
+`max_length` says whether the scheme has a table of `block_size` rows. Then no position may
+reach `block_size`, and a generation longer than the context re-encodes its last `block_size`
+tokens. Without a table (rotary, none) positions count on, and the KV cache can roll (a
+sliding window: generate/context.py reads this flag).
+
+Adding a scheme (ALiBi, say) = its module in its own file, one entry in `POSITIONS`, and its
+case in tests/test_positions.py; the configs' `pos_emb` choices are the registry's names.
+
+    >>> sorted(POSITIONS)
+    ['learned', 'none', 'rotary', 'sinusoidal']
+    >>> POSITIONS["learned"].max_length, POSITIONS["rotary"].max_length
+    (True, False)
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from glassformer.nn.embedding import LearnedPositions, SinusoidalPositions
+from glassformer.nn.rotary import Rotary
+
+# every factory is called with the model's config (nn/config.py: TransformerConfig)
+Factory = Callable[[Any], nn.Module]
+
+
+@dataclass(frozen=True)
+class PositionScheme:
+    """`embedding(config)`: (T,) or (B, T) positions -> (..., T, C) vectors added to the tokens;
+    `rotation(config)`: (x (B, nh, T, hs), positions) -> x at those positions, for q and k."""
+
+    max_length: bool
+    embedding: Factory | None = None
+    rotation: Factory | None = None
+
+    def make_embedding(self, config) -> nn.Module | None:
+        return None if self.embedding is None else self.embedding(config)
+
+    def make_rotation(self, config) -> nn.Module | None:
+        return None if self.rotation is None else self.rotation(config)
+
+
+POSITIONS: dict[str, PositionScheme] = {
+    "learned": PositionScheme(
+        max_length=True, embedding=lambda c: LearnedPositions(c.block_size, c.n_embd)
+    ),
+    "sinusoidal": PositionScheme(
+        max_length=True,
+        embedding=lambda c: SinusoidalPositions(c.block_size, c.n_embd, layout=c.sinusoid_layout),
+    ),
+    "rotary": PositionScheme(
+        max_length=False, rotation=lambda c: Rotary(c.head_dim, c.block_size, c.rope_theta)
+    ),
+    "none": PositionScheme(max_length=False),
+}

@@ -1,0 +1,80 @@
+"""The position-scheme registry (nn/positions.py): every registered scheme keeps its contract."""
+
+from dataclasses import fields
+
+import pytest
+import torch
+
+from glassformer.models.config import GPTConfig
+from glassformer.models.encoder import Encoder, EncoderConfig
+from glassformer.models.gpt import GPT
+from glassformer.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from glassformer.nn.positions import POSITIONS
+
+SCHEMES = sorted(POSITIONS)
+SMALL = dict(vocab_size=23, block_size=12, n_layer=1, n_head=2, n_embd=16)
+
+
+def test_the_configs_offer_exactly_the_registered_schemes():
+    for cls in (GPTConfig, EncoderConfig, Seq2SeqConfig):
+        (pos_emb,) = [f for f in fields(cls) if f.name == "pos_emb"]
+        assert set(pos_emb.metadata["choices"]) == set(POSITIONS), cls.__name__
+    with pytest.raises(ValueError, match="pos_emb"):
+        GPTConfig(pos_emb="alibi")
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_embedding_and_rotation_shapes(name):
+    scheme, cfg = POSITIONS[name], GPTConfig(**SMALL, pos_emb=name)
+    B, T, C, nh, hs = 3, 5, cfg.n_embd, cfg.n_head, cfg.head_dim
+    pos = torch.arange(T)  # (T,)
+    rows = torch.stack([pos + 2, pos, pos + 4])  # (B, T): one row of positions per sequence
+    emb = scheme.make_embedding(cfg)
+    if emb is not None:
+        assert emb(pos).shape == (T, C)
+        assert emb(rows).shape == (B, T, C)
+        torch.testing.assert_close(emb(rows)[1], emb(pos))
+        assert not torch.equal(emb(pos)[0], emb(pos)[1])  # positions get different vectors
+    rot = scheme.make_rotation(cfg)
+    if rot is not None:
+        x = torch.randn(B, nh, T, hs)
+        assert rot(x, pos).shape == (B, nh, T, hs)
+        torch.testing.assert_close(rot(x, rows)[1], rot(x, pos)[1])
+    if name == "none":
+        assert emb is None and rot is None
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_max_length_means_no_position_past_the_context(name):
+    model = GPT(GPTConfig(**SMALL, pos_emb=name)).eval()
+    ids = torch.randint(0, 23, (2, 4))
+    with torch.no_grad():
+        assert model(ids)[0].shape == (2, 4, 23)
+        if POSITIONS[name].max_length:
+            with pytest.raises(ValueError, match="longer than the context"):
+                model(ids, pos_offset=SMALL["block_size"])
+        else:  # no table to outgrow: positions count on
+            assert model(ids, pos_offset=3 * SMALL["block_size"])[0].shape == (2, 4, 23)
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_only_none_leaves_attention_blind_to_order(name):
+    """Without positions a bidirectional encoder is permutation-equivariant; with any scheme
+    it is not: permuting the input changes more than the order of the outputs."""
+    torch.manual_seed(0)
+    enc = Encoder(EncoderConfig(**SMALL, pos_emb=name, dropout=0.0, type_vocab_size=0)).eval()
+    ids = torch.randint(0, 23, (1, 8))
+    perm = torch.randperm(8)
+    with torch.no_grad():
+        h, h_perm = enc.encode(ids), enc.encode(ids[:, perm])
+    equivariant = torch.allclose(h[:, perm], h_perm, atol=1e-5)
+    assert equivariant == (name == "none")
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_every_family_builds_and_runs_with_every_scheme(name):
+    cfg = Seq2SeqConfig(**SMALL, n_dec_layer=1, pos_emb=name)
+    logits, _ = Seq2Seq(cfg).eval()(torch.randint(3, 23, (2, 6)), torch.randint(3, 23, (2, 4)))
+    assert logits.shape == (2, 4, 23)
+    enc = Encoder(EncoderConfig(**SMALL, pos_emb=name)).eval()
+    assert enc.encode(torch.randint(0, 23, (2, 6))).shape == (2, 6, 16)
