@@ -98,6 +98,9 @@ def test_card_and_trainer_state(tmp_path):
     loaded = checkpoint.load_trainer_state(tmp_path)
     assert loaded["step"] == 3 and torch.equal(loaded["optimizer"]["lr"], state["optimizer"]["lr"])
     (tmp_path / "trainer_state.pt").write_bytes(b"not a pickle")
+    with pytest.raises(UserError, match="trainer_state.pt is not the file manifest.json names"):
+        checkpoint.load_trainer_state(tmp_path)
+    (tmp_path / "manifest.json").unlink()  # as a folder written before manifests
     with pytest.raises(UserError, match="not a readable trainer state"):
         checkpoint.load_trainer_state(tmp_path)
     (tmp_path / "trainer_state.pt").unlink()
@@ -172,8 +175,11 @@ def _edit_config(path, **changes) -> None:
 
 @pytest.fixture
 def folder(tmp_path):
+    """A saved encoder folder without its manifest (as older versions wrote them), so that
+    the damage these tests do by hand reaches the checks of each file's contents."""
     out = tmp_path / "ckpt"
     checkpoint.save(out, _model("encoder"), _tokenizer("encoder"))
+    (out / "manifest.json").unlink()
     return out
 
 
@@ -197,7 +203,7 @@ def test_bad_folders_give_one_sentence(folder, tmp_path):
     file.write_text("x")
     with pytest.raises(UserError, match="no such checkpoint folder"):
         checkpoint.load(file)
-    with pytest.raises(UserError, match="it is a file"):
+    with pytest.raises(UserError, match="is a file, but a folder is needed"):
         checkpoint.save(file, _model("gpt"), _tokenizer("gpt"))
 
 

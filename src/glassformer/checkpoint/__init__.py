@@ -17,7 +17,7 @@ versions (their symbols in `vocab.json`). Every file is written atomically
 (`core/files.py`), so a crash leaves the old file or the new one, never half of one.
 """
 
-from glassformer.checkpoint.read import load, load_trainer_state, read_meta
+from glassformer.checkpoint.read import load, load_trainer_state, read_meta, resume
 from glassformer.checkpoint.write import save
 
-__all__ = ["load", "load_trainer_state", "read_meta", "save"]
+__all__ = ["load", "load_trainer_state", "read_meta", "resume", "save"]

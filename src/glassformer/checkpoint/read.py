@@ -4,41 +4,63 @@
     Hugging Face GPT-2 folder (config.json: model_type) -> interop/gpt2.py
 
 Each problem with a folder ends in one sentence naming it and the fix (`UserError`): not a
-folder, a missing file, an unknown family or format version, an invalid config, a tensor
-that does not fit (`core/weights.py` names it).
+folder, a missing file, files that disagree with the manifest, an unknown family or format
+version, a config of the wrong shape or types (`n_layer: 2.5`), a tensor that does not fit
+(`core/weights.py` names it), a trainer state from another step. Every file is read once,
+checked against the manifest from the bytes that are then used (manifest.py).
 """
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from glassformer.checkpoint.write import FORMAT_VERSION
-from glassformer.core.weights import load_weights
+from glassformer.checkpoint.manifest import Snapshot, recover
+from glassformer.checkpoint.state import check_trainer_state
+from glassformer.checkpoint.write import FORMAT_VERSION, OBSOLETE
+from glassformer.core.fields import check_fields
+from glassformer.core.weights import load_weight_dict, parse_weights, weights_metadata
 from glassformer.errors import UserError
 from glassformer.interop.gpt2 import is_hf_folder, load_gpt2_folder
 from glassformer.models.registry import FAMILIES, build, family_of
 from glassformer.tokenizers import Tokenizer, load_tokenizer
 from glassformer.tokenizers.symbols import SymbolVocab
 
+SECTIONS = ("train", "data", "results")  # sections of config.json that must be objects
+MODEL_ERRORS = (KeyError, ValueError, TypeError, AttributeError, ZeroDivisionError, OverflowError)
 
-def read_meta(path: str | Path) -> dict:
-    """The config.json of checkpoint folder `path`, checked: a known format, family and model."""
-    path = Path(path)
+
+def _snapshot(path: Path, names: tuple[str, ...]) -> Snapshot:
+    """The checked files `names` of checkpoint folder `path` (config.json and weights needed)."""
     if not path.is_dir():
         raise UserError(f"no such checkpoint folder: {path}; pass a folder that training wrote")
+    snap = Snapshot(path, names)
     for name in ("config.json", "model.safetensors"):
-        if not (path / name).is_file():
+        if not snap.has(name):
             raise UserError(
                 f"{path} is not a glassformer checkpoint ({name} is missing); "
                 "pass the --out folder of a training run"
             )
+    return snap
+
+
+def read_meta(path: str | Path) -> dict:
+    """The config.json of checkpoint folder `path`, checked: a known format, family and model."""
+    path = Path(path)
+    return _meta(path, _snapshot(path, ("config.json", "model.safetensors")))
+
+
+def _meta(path: Path, snap: Snapshot) -> dict:
     cfg_path = path / "config.json"
     try:
-        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+        meta = json.loads(snap.read("config.json").decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise UserError(f"{cfg_path} is not valid JSON ({e}); retrain or restore it") from None
+    except RecursionError:
+        raise UserError(f"{cfg_path} is nested too deeply to be a config; restore it") from None
     if not isinstance(meta, dict):
         raise UserError(f"{cfg_path} does not hold a JSON object; retrain or restore it")
     if "model_type" in meta:
@@ -46,21 +68,28 @@ def read_meta(path: str | Path) -> dict:
             f"{path} is a Hugging Face folder, not a glassformer checkpoint; "
             "load it with glassformer.load"
         )
-    if meta.get("format_version") != FORMAT_VERSION:
+    version = meta.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise UserError(
-            f"{cfg_path} has format_version {meta.get('format_version')!r}, this glassformer "
-            f"reads version {FORMAT_VERSION}; use the glassformer that wrote it or retrain"
+            f"{cfg_path} has format_version {version!r}, this glassformer reads version "
+            f"{FORMAT_VERSION}; use the glassformer that wrote it or retrain"
         )
     family = meta.get("family")
-    if family not in FAMILIES:
+    if not isinstance(family, str) or family not in FAMILIES:
         raise UserError(
             f"{cfg_path} names the model family {family!r}, which this glassformer does not "
             f"know ({', '.join(FAMILIES)}); use the glassformer that wrote it or retrain"
         )
+    if not isinstance(meta.get("model"), dict):
+        raise UserError(f"{cfg_path} has an invalid model config (not a JSON object); retrain")
     try:
-        FAMILIES[family].config_class.from_dict(meta["model"])
-    except (KeyError, ValueError, TypeError, AttributeError) as e:
-        raise UserError(f"{cfg_path} has an invalid model config ({e!r}); retrain") from None
+        config = FAMILIES[family].config_class.from_dict(meta["model"])
+        check_fields(config, "model")
+    except MODEL_ERRORS as e:
+        raise UserError(f"{cfg_path} has an invalid model config ({e}); retrain") from None
+    for section in SECTIONS:
+        if section in meta and not isinstance(meta[section], dict):
+            raise UserError(f"{cfg_path}: its {section!r} section is not a JSON object; retrain")
     return meta
 
 
@@ -76,11 +105,21 @@ def load(
         model, tokenizer = load_gpt2_folder(path)
         _expect(path, family_of(model), family)
         return model.to(device).eval(), tokenizer
-    meta = read_meta(path)
+    snap = _snapshot(path, ("config.json", "model.safetensors", "tokenizer.model"))
+    meta = _meta(path, snap)
     _expect(path, meta["family"], family)
-    model = build(meta["family"], meta["model"])
-    load_weights(model, path / "model.safetensors")
-    return model.to(device).eval(), _tokenizer(path)
+    model = _model(path, snap, meta)
+    return model.to(device).eval(), _tokenizer(path, snap)
+
+
+def _model(path: Path, snap: Snapshot, meta: dict) -> nn.Module:
+    try:
+        model = build(meta["family"], meta["model"])
+    except MODEL_ERRORS as e:
+        raise UserError(f"{path}/config.json has an invalid model config ({e}); retrain") from None
+    file = path / "model.safetensors"
+    load_weight_dict(model, parse_weights(snap.read("model.safetensors"), file), file)
+    return model
 
 
 def _expect(path: Path, found: str, wanted: str | None) -> None:
@@ -91,9 +130,9 @@ def _expect(path: Path, found: str, wanted: str | None) -> None:
         )
 
 
-def _tokenizer(path: Path) -> Tokenizer:
-    if (path / "tokenizer.model").is_file():
-        return load_tokenizer(path / "tokenizer.model")
+def _tokenizer(path: Path, snap: Snapshot) -> Tokenizer:
+    if snap.has("tokenizer.model"):
+        return load_tokenizer(snap.path("tokenizer.model"))
     if (path / "vocab.json").is_file():  # a task folder of glassformer before the one format
         return SymbolVocab.from_vocab_json(path / "vocab.json")
     raise UserError(
@@ -102,15 +141,51 @@ def _tokenizer(path: Path) -> Tokenizer:
 
 
 def load_trainer_state(path: str | Path) -> dict:
-    """The optimizer, step and RNG states a run saved (read with weights_only=True)."""
-    file = Path(path) / "trainer_state.pt"
-    if not file.is_file():
+    """The optimizer, step and RNG states a run saved (read with weights_only=True), checked
+    to belong to the same save as the weights beside them."""
+    path = Path(path)
+    snap = _snapshot(path, ("config.json", "model.safetensors", "trainer_state.pt"))
+    return _trainer_state(path, snap)
+
+
+def _trainer_state(path: Path, snap: Snapshot) -> dict:
+    file = path / "trainer_state.pt"
+    if not snap.has("trainer_state.pt"):
         raise UserError(
             f"cannot resume: {path} has no trainer_state.pt; train into it without --resume"
         )
     try:
-        return torch.load(file, map_location="cpu", weights_only=True)
-    except Exception:
+        state = torch.load(
+            io.BytesIO(snap.read("trainer_state.pt")), map_location="cpu", weights_only=True
+        )
+    except Exception:  # weights_only refuses code; anything else unreadable says the same
         raise UserError(
             f"{file} is not a readable trainer state; delete it and train without --resume"
         ) from None
+    state = check_trainer_state(state, file)
+    header = weights_metadata(snap.read("model.safetensors")).get("step")
+    for where, step in (("manifest.json", snap.step), ("model.safetensors", header)):
+        if step is not None and str(step) != str(state["step"]):
+            raise UserError(
+                f"the files of {path} disagree: {where} is from step {step}, trainer_state.pt "
+                f"from step {state['step']}; resume from a consistent folder or retrain"
+            )
+    return state
+
+
+def resume(path: str | Path, model: nn.Module, log=None) -> dict:
+    """Load the weights of checkpoint `path` into `model` and return its trainer state,
+    both from one save (checked). A save that was killed is finished or discarded first
+    (`log` is told which); call this only while holding the folder (one writer)."""
+    path = Path(path)
+    if path.is_dir():
+        note = recover(path, OBSOLETE)
+        if note:
+            (log or (lambda msg: print(f"note: {msg}", file=sys.stderr)))(note)
+    names = ("config.json", "model.safetensors", "trainer_state.pt")
+    snap = _snapshot(path, names)
+    _meta(path, snap)
+    state = _trainer_state(path, snap)
+    file = path / "model.safetensors"
+    load_weight_dict(model, parse_weights(snap.read("model.safetensors"), file), file)
+    return state

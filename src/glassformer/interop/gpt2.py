@@ -176,9 +176,12 @@ def gpt2_to_hf(model: GPT) -> tuple[dict, dict[str, torch.Tensor]]:
 
 def is_hf_folder(path: Path) -> bool:
     """True for a folder whose config.json names a Hugging Face `model_type`."""
+    config = Path(path) / "config.json"
+    if not config.is_file():  # also never opens a FIFO or a device named config.json
+        return False
     try:
-        return "model_type" in json.loads((Path(path) / "config.json").read_text("utf-8"))
-    except (OSError, ValueError, TypeError):
+        return "model_type" in json.loads(config.read_text("utf-8"))
+    except (OSError, ValueError, TypeError, RecursionError):
         return False
 
 
