@@ -2,7 +2,12 @@
 
 Every verb lives in `glassformer/commands/` and registers its own sub-parser here. A user's
 mistake (`UserError`, or an invalid option value) ends in one sentence on stderr and exit
-status 2; Ctrl-C ends with status 130.
+status 2 — a usage error too, with a `--help` hint instead of argparse's usage block:
+
+    glassformer train: error: argument --max-steps: must be a positive integer, got 0; see
+    `glassformer train --help`
+
+Ctrl-C ends with status 130.
 """
 
 import argparse
@@ -11,16 +16,25 @@ import sys
 from glassformer.errors import UserError
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line; every sub-parser is one too."""
+
+    def error(self, message: str):
+        message = " ".join(message.split())  # argparse may wrap a long choice list
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from glassformer.commands import chat, data, embed, experiment, generate, tokenize, tour, train
     from glassformer.commands import inspect as inspect_
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="glassformer",
         description="A transformer workbench: build, train, generate from and look inside "
         "transformers.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.verbs = sub
     train.add_parser(sub)
     generate.add_parser(sub)
     chat.add_parser(sub)
@@ -36,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # --help or a usage error: SystemExit
+    if extra:  # named by the verb's parser, so the hint is that verb's --help
+        parser.verbs.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args) or 0
     except UserError as e:

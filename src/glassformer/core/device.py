@@ -10,16 +10,41 @@ from functools import lru_cache
 
 import torch
 
+from glassformer.errors import UserError
+
 
 def pick_device(name: str = "auto") -> torch.device:
-    """`auto`: cuda, then mps, then cpu."""
+    """`auto`: cuda, then mps, then cpu; a named device must exist on this machine."""
     if name != "auto":
-        return torch.device(name)
+        return _available(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _available(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device {name!r}; pass cpu, cuda, cuda:N, mps or auto") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise UserError(
+                f"device {name!r} is not available here ({count} CUDA GPUs); pass cpu or auto"
+            )
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UserError(
+                f"device {name!r} is not available here (no Apple GPU); pass cpu or auto"
+            )
+    elif device.type != "cpu":
+        raise UserError(
+            f"device {name!r} is not one glassformer runs on; pass cpu, cuda, mps or auto"
+        )
+    return device
 
 
 @lru_cache(maxsize=1)
