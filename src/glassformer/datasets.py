@@ -5,7 +5,9 @@
     'tinyshakespeare.txt'
 
 The file is streamed to a temporary name, its digest checked, and only then renamed into
-place: a failed or corrupted download never leaves a file that looks complete.
+place: a failed or corrupted download never leaves a file that looks complete. A download
+stops as soon as it grows past the corpus's known size, so a wrong `url` cannot fill the
+disk.
 """
 
 import hashlib
@@ -15,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from glassformer.core.checked_paths import check_output_dir
+from glassformer.core.files import fsync_dir
 from glassformer.core.paths import cache_dir
 from glassformer.errors import UserError
 
@@ -45,9 +49,11 @@ def fetch(name: str, url: str | None = None, dest_dir: Path | None = None, progr
         raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     ds = DATASETS[name]
     dest_dir = Path(dest_dir) if dest_dir else cache_dir() / "data"
+    check_output_dir(dest_dir, files=[ds.filename], flag="--dir")
     path = dest_dir / ds.filename
-    if path.exists() and _sha256(path) == ds.sha256:
+    if path.is_file() and _sha256(path) == ds.sha256:
         return path
+    created = not dest_dir.exists()
     dest_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     digest = hashlib.sha256()
@@ -57,7 +63,14 @@ def fetch(name: str, url: str | None = None, dest_dir: Path | None = None, progr
                 urllib.request.urlopen(url or ds.url, timeout=60) as response,
                 open(tmp, "wb") as f,
             ):
+                received = 0
                 while chunk := response.read(1 << 16):
+                    received += len(chunk)
+                    if received > ds.size:
+                        raise UserError(
+                            f"the download of {name} from {url or ds.url} is larger than the "
+                            f"corpus ({ds.size:,} bytes); check the address given to --url"
+                        )
                     digest.update(chunk)
                     f.write(chunk)
                     if progress:
@@ -75,8 +88,12 @@ def fetch(name: str, url: str | None = None, dest_dir: Path | None = None, progr
                 f"expected {ds.sha256[:12]}…); try again or use another --url"
             )
         os.replace(tmp, path)
-    finally:
+        fsync_dir(dest_dir)
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        if created:  # a failed download leaves nothing behind, not even its folder
+            dest_dir.rmdir()
+        raise
     return path
 
 

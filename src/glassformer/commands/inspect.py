@@ -11,6 +11,7 @@ Every view prints the path it wrote.
 import argparse
 from pathlib import Path
 
+from glassformer.core.checked_paths import check_input_file, check_output_file
 from glassformer.errors import UserError
 
 VIEWS = ("attention", "logit-lens", "next-token", "embeddings", "neurons", "tokens", "curves")
@@ -37,6 +38,11 @@ def add_parser(sub) -> None:
         action="append",
         metavar="TEXT",
         help="the text to run through the model (repeat it to give several sentences)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="FILE",
+        help="neurons: search this text file (e.g. the model's training corpus) instead of --text",
     )
     p.add_argument("--layer", type=int, metavar="L", help="only this layer (neurons: default 0)")
     p.add_argument("--head", type=int, metavar="H", help="only this attention head")
@@ -69,16 +75,16 @@ def add_parser(sub) -> None:
 
 
 def output_path(args: argparse.Namespace) -> Path:
+    """Where the view goes, checked before any work: a file, or a file in a folder."""
     ext = ".png" if args.png else ".html"
     default = f"glassformer-{args.view}{ext}"
-    if args.out is None:
-        return Path(default)
-    out = Path(args.out)
+    out = Path(default if args.out is None else args.out)
     if out.is_dir():
-        return out / default
-    if not out.parent.is_dir():
-        raise UserError(f"cannot write {out}: the folder {out.parent} does not exist; create it")
-    return out
+        out = out / default
+    inputs = [args.model, args.data]
+    if args.model and Path(args.model).is_dir():
+        inputs.append(Path(args.model) / "metrics.jsonl")
+    return check_output_file(out, inputs=inputs)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -87,6 +93,15 @@ def check_args(args: argparse.Namespace) -> None:
     needs_model = not (args.view == "embeddings" and args.sentences)
     if needs_model and not args.model:
         raise UserError(f"inspect {args.view} needs a model; pass --model a checkpoint folder")
+    if args.view == "neurons" and not (args.text or args.data):
+        raise UserError(
+            "inspect neurons needs a text to search; pass --text or --data FILE "
+            "(for example the corpus the model was trained on)"
+        )
+    if args.data and args.view != "neurons":
+        raise UserError("--data only applies to inspect neurons; drop it or use --text")
+    if args.data:
+        check_input_file(args.data, "--data")
     if args.sentences and args.view != "embeddings":
         raise UserError("--sentences only applies to inspect embeddings; drop it")
     if args.top <= 0:
@@ -143,11 +158,10 @@ def build_view(args: argparse.Namespace) -> dict:
         from glassformer.inspect.embeddings import token_embeddings_view
 
         return token_embeddings_view(model, tokenizer, text)
-    from glassformer.checkpoint import read_meta
     from glassformer.inspect.neurons import neuron_view
     from glassformer.train.corpus import read_corpus
 
-    corpus = text if text else read_corpus(read_meta(args.model).get("data", {}).get("path", ""))
+    corpus = text if text else read_corpus(args.data)  # only a file the user named
     return neuron_view(model, tokenizer, corpus, args.layer or 0, args.neuron, args.top)
 
 

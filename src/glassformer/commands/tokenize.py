@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from glassformer.core.checked_paths import check_input_file, check_output_file
 from glassformer.errors import UserError
 from glassformer.tokenizers import (
     BPETokenizer,
@@ -161,12 +162,14 @@ def run_train(args: argparse.Namespace) -> int:
         )
     if not args.data:
         raise UserError("--data is empty; pass a .txt file or a folder of .txt files.")
-    text = read_corpus(args.data)
     out = Path(args.out)
     if out.is_dir():
         out = out / "tokenizer.model"
-    if not out.parent.is_dir():
-        raise UserError(f"the folder of --out ({out.parent}) does not exist; create it first.")
+    check_output_file(out, inputs=[args.data])  # before the corpus is read or a merge made
+    check_output_file(out.with_suffix(".vocab"), inputs=[args.data])
+    if not Path(args.data).is_dir():
+        check_input_file(args.data, "--data")
+    text = read_corpus(args.data)
     start = time.perf_counter()
     if args.kind == "char":
         tokenizer: Tokenizer = CharTokenizer.train(text)
