@@ -16,6 +16,10 @@ from glassformer.errors import UserError
 
 VIEWS = ("attention", "logit-lens", "next-token", "embeddings", "neurons", "tokens", "curves")
 NEEDS_TEXT = {"attention", "logit-lens", "next-token", "tokens"}
+RUN_FILES = (
+    "config.json", "model.safetensors", "tokenizer.model", "tokenizer.vocab", "manifest.json",
+    "trainer_state.pt", "README.md", "metrics.jsonl", "loss.png",
+)  # fmt: skip
 
 
 def add_parser(sub) -> None:
@@ -82,8 +86,8 @@ def output_path(args: argparse.Namespace) -> Path:
     if out.is_dir():
         out = out / default
     inputs = [args.model, args.data]
-    if args.model and Path(args.model).is_dir():
-        inputs.append(Path(args.model) / "metrics.jsonl")
+    if args.model and Path(args.model).is_dir():  # never over a file of the checkpoint
+        inputs += [Path(args.model) / name for name in RUN_FILES]
     return check_output_file(out, inputs=inputs)
 
 
