@@ -118,43 +118,8 @@ class GPT(nn.Module):
         )
         return logits, loss
 
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        attention_mask: torch.Tensor | None = None,
-        **options,
-    ) -> torch.Tensor:
-        """Continue ids (B, T) -> (B, T + new): the prompt followed by the generated ids.
-
-        `options` are those of `glassformer.generate.options.GenerationOptions` (strategy,
-        temperature, top_k, top_p, min_p, num_beams, penalty_alpha, seed, stop_ids, ...);
-        `attention_mask` (B, T) of 1/0 marks left padding in a batch of unequal prompts.
-
-        >>> model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8))
-        >>> model.generate(torch.zeros(1, 3, dtype=torch.long), 4).shape
-        torch.Size([1, 7])
-        """
-        from glassformer.generate.api import generate_tokens
-        from glassformer.generate.options import GenerationOptions
-
-        opts = GenerationOptions(max_new_tokens=max_new_tokens, **options)
-        return generate_tokens(self, idx, opts, attention_mask)
-
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The LM head (unembedding), with optional soft-capping: (B, T, C) -> (B, T, V)."""
         logits = self.lm_head(x)
         cap = self.config.logit_softcap
         return cap * torch.tanh(logits / cap) if cap > 0 else logits
-
-    def run_with_cache(self, idx: torch.Tensor, names=None) -> tuple[torch.Tensor, dict]:
-        """(logits, cache): `cache` maps names like ``blocks.0.attn.pattern`` to tensors.
-
-        `names` (a list or a predicate) picks what to keep; None keeps every hook point.
-        See glassformer/inspect/cache.py for the names and what each tensor holds.
-        """
-        from glassformer.inspect.cache import run_with_cache
-
-        (logits, _), cache = run_with_cache(self, idx, names=names)
-        return logits, cache
