@@ -25,7 +25,17 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from glassformer.commands import chat, data, embed, experiment, generate, tokenize, tour, train
+    from glassformer.commands import (
+        chat,
+        data,
+        embed,
+        experiment,
+        generate,
+        serve,
+        tokenize,
+        tour,
+        train,
+    )
     from glassformer.commands import inspect as inspect_
 
     parser = Parser(
@@ -45,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_.add_parser(sub)
     tour.add_parser(sub)
     experiment.add_parser(sub)
+    serve.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,113 @@
+"""`glassformer serve`: a model behind an OpenAI-compatible HTTP API, and the live explorer.
+
+    $ glassformer serve --model runs/shakespeare             # http://127.0.0.1:8000/
+    $ glassformer serve --model smollm2 --max-batch 16 --port 8080
+
+The explorer is the page at `/`; the API is under `/v1` (docs/serving.md).
+"""
+
+import argparse
+import socket
+import sys
+from pathlib import Path
+
+from glassformer.errors import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a model: an OpenAI-compatible API and a live explorer in the browser",
+        description="Serve --model over HTTP: POST /v1/completions and /v1/chat/completions "
+        "(OpenAI's API, streaming included), the live explorer at /, and its JSON endpoints "
+        "at /v1/inspect. Requests that arrive together are decoded together (continuous "
+        "batching, up to --max-batch at once). Listens on 127.0.0.1 only unless --host says "
+        "otherwise; put it behind a reverse proxy with TLS before exposing it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="DIR|FILE.gguf|NAME",
+        help="a checkpoint folder, a .gguf file or a short name (smollm2)",
+    )
+    p.add_argument(
+        "--name",
+        default=None,
+        help="the model's id in the API (default: the folder, file or short name)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (0: a free one)")
+    p.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on every API request",
+    )
+    p.add_argument("--max-batch", type=int, default=8, metavar="N", help="requests decoded at once")
+    p.add_argument(
+        "--max-tokens-cap",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="the largest max_tokens a request may ask for",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.set_defaults(func=run)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or a UserError saying why it cannot be."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        raise UserError(
+            f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port or --host"
+        ) from None
+    return sock
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from glassformer.checkpoint import load
+    from glassformer.core.device import pick_device
+    from glassformer.serve.app import create_app
+    from glassformer.serve.server import config, is_loopback
+
+    if args.max_batch < 1:
+        raise UserError(f"--max-batch must be at least 1, got {args.max_batch}")
+    if args.max_tokens_cap < 1:
+        raise UserError(f"--max-tokens-cap must be at least 1, got {args.max_tokens_cap}")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be in 0..65535, got {args.port}")
+    if not is_loopback(args.host) and args.api_key is None:
+        print(
+            f"warning: listening on {args.host} without --api-key lets anyone who can reach "
+            "this address use the model; set --api-key or serve behind a reverse proxy.",
+            file=sys.stderr,
+        )
+    sock = listening_socket(args.host, args.port)
+    model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
+    name = args.name or Path(args.model.rstrip("/")).stem
+    app = create_app(
+        model,
+        tokenizer,
+        name,
+        api_key=args.api_key,
+        max_batch=args.max_batch,
+        max_tokens_cap=args.max_tokens_cap,
+    )
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"serving {name!r} at http://{shown}:{port}/ (explorer) and http://{shown}:{port}/v1 "
+        "(OpenAI API); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.Server(config(app, args.host, port)).run(sockets=[sock])
+    return 0

@@ -1,0 +1,146 @@
+"""The choices of one HTTP request: submitted to the engine together, collected as they come.
+
+A request with `n` choices (or several prompts) becomes that many engine `Request`s. Their
+events arrive on the engine thread and are handed to the event loop through one asyncio queue;
+`Choices.next()` returns every event waiting, so a client that reads slower than the engine
+writes gets several tokens per chunk instead of a growing backlog.
+
+Each `Choice` keeps what the response needs: the text, the finish reason, the token count and
+(when asked) the log-probabilities, in both of OpenAI's shapes:
+
+    completions:  {"tokens": [...], "token_logprobs": [...], "top_logprobs": [{tok: lp}],
+                   "text_offset": [...]}
+    chat:         {"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}, ...]}
+"""
+
+import asyncio
+from functools import partial
+
+from glassformer.serve.engine import Engine, Finish, Request, Token
+
+FINISH_REASONS = {"stop": "stop", "length": "length"}  # engine -> OpenAI
+
+
+def token_bytes(tokenizer, token_id: int) -> bytes:
+    """The bytes of one token (a byte-level token may be part of a character)."""
+    if hasattr(tokenizer, "decode_bytes"):  # byte-level BPE; as TextStream.for_tokenizer asks
+        return tokenizer.decode_bytes([token_id])
+    return tokenizer.decode([token_id]).encode("utf-8", "surrogatepass")
+
+
+class Choice:
+    def __init__(self, index: int):
+        self.index = index
+        self.parts: list[str] = []
+        self.logprobs: list[tuple[int, float, list[tuple[int, float]] | None]] = []
+        self.finish: Finish | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def add(self, event: Token | Finish) -> None:
+        if isinstance(event, Finish):
+            self.finish = event
+            self.parts.append(event.text)
+        else:
+            self.parts.append(event.text)
+            if event.logprob is not None:
+                self.logprobs.append((event.id, event.logprob, event.top))
+
+    @property
+    def finish_reason(self) -> str | None:
+        return None if self.finish is None else FINISH_REASONS.get(self.finish.reason)
+
+
+def completion_logprobs(tokenizer, items, offset: int = 0) -> dict:
+    """OpenAI's legacy completions shape for (id, logprob, top) items."""
+    tokens = [tokenizer.decode([i]) for i, _, _ in items]
+    offsets = []
+    for t in tokens:
+        offsets.append(offset)
+        offset += len(t)
+    return {
+        "tokens": tokens,
+        "token_logprobs": [lp for _, lp, _ in items],
+        "top_logprobs": [
+            None if top is None else {tokenizer.decode([j]): lp for j, lp in top}
+            for _, _, top in items
+        ],
+        "text_offset": offsets,
+    }
+
+
+def chat_logprobs(tokenizer, items) -> dict:
+    """OpenAI's chat shape for (id, logprob, top) items."""
+
+    def entry(i: int, lp: float) -> dict:
+        return {
+            "token": tokenizer.decode([i]),
+            "logprob": lp,
+            "bytes": list(token_bytes(tokenizer, i)),
+        }
+
+    return {
+        "content": [
+            entry(i, lp) | {"top_logprobs": [entry(j, tlp) for j, tlp in (top or [])]}
+            for i, lp, top in items
+        ]
+    }
+
+
+class Choices:
+    """Engine requests of one HTTP request, their events in one asyncio queue."""
+
+    def __init__(self, engine: Engine, requests: list[Request]):
+        self.engine = engine
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.requests = requests
+        for i, req in enumerate(requests):
+            req.emit = partial(self._emit, i)
+        self.choices = [Choice(i) for i in range(len(requests))]
+        self.open = len(requests)
+
+    def _emit(self, i: int, event: Token | Finish) -> None:  # on the engine thread
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (i, event))
+
+    def start(self) -> None:
+        for req in self.requests:
+            self.engine.submit(req)
+
+    def cancel(self) -> None:
+        """Free the engine rows of every choice still running (a client went away)."""
+        for req, choice in zip(self.requests, self.choices, strict=True):
+            if choice.finish is None:
+                self.engine.cancel(req)
+
+    async def next(self) -> list[tuple[int, Token | Finish]]:
+        """Every event waiting (at least one); each is also added to its Choice."""
+        events = [await self.queue.get()]
+        while not self.queue.empty():
+            events.append(self.queue.get_nowait())
+        for i, event in events:
+            self.choices[i].add(event)
+            if isinstance(event, Finish):
+                self.open -= 1
+        return events
+
+    def error(self) -> str | None:
+        """The first failure among the choices, if any."""
+        return next(
+            (
+                c.finish.error or c.finish.reason
+                for c in self.choices
+                if c.finish and c.finish.reason == "error"
+            ),
+            None,
+        )
+
+    def usage(self, prompt_tokens: int) -> dict:
+        completion = sum(c.finish.completion_tokens for c in self.choices if c.finish)
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+        }

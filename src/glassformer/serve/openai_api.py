@@ -1,0 +1,286 @@
+"""The OpenAI-compatible endpoints: GET /v1/models, POST /v1/completions, /v1/chat/completions.
+
+    >>> from openai import OpenAI                                            # doctest: +SKIP
+    >>> client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none")
+    >>> client.completions.create(model="default", prompt="ROMEO:", max_tokens=40).choices[0].text
+
+Parameters (OpenAI's meaning):
+
+    prompt            completions: a string, an array of strings, an array of token ids, or an
+                      array of such arrays (each prompt gets `n` choices)
+    messages          chat: [{"role", "content"}]; the model's chat template, or chat.py's
+                      plain transcript for a model without one
+    max_tokens        default 16 (completions) or the server's cap (chat; also read from
+                      max_completion_tokens); at most --max-tokens-cap; a reply also ends
+                      where the model's context ends (finish_reason "length")
+    temperature       default 1 (sampling); 0 is greedy decoding
+    top_p, seed       nucleus sampling; the random seed (choice i of n uses seed + i)
+    stop              a string or up to 4 strings; the reply ends before the first one
+    n                 choices per prompt
+    logprobs          completions: an integer k (0-20): log p of each token and its k best
+                      alternatives; chat: true, with top_logprobs k
+    stream            server-sent events, one chunk per token (several when the client lags),
+                      then `data: [DONE]`; stream_options {"include_usage": true} adds a
+                      last chunk with the usage
+    strategy, top_k, min_p, repetition_penalty, num_beams, length_penalty, penalty_alpha
+                      glassformer's own decoding options (generate/options.py); beam and
+                      contrastive search run beside the batch, one token per step
+
+Unknown parameters are ignored, as OpenAI does. Log-probabilities are those of the model
+(softmax of the raw logits), before temperature and top-p.
+"""
+
+import json
+import time
+import uuid
+from dataclasses import replace
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+
+from glassformer.errors import UserError
+from glassformer.generate.session import encode_prompt
+from glassformer.serve.chat import chat_prompt, message_texts
+from glassformer.serve.choices import Choices, chat_logprobs, completion_logprobs
+from glassformer.serve.engine import Finish
+from glassformer.serve.engine import Request as EngineRequest
+from glassformer.serve.errors import APIError
+from glassformer.serve.params import Params, read_json, sampling_options
+from glassformer.serve.state import ServerState
+
+MAX_CHOICES = 64  # prompts x n in one request
+MAX_LOGPROBS = 20
+MAX_STOP = 4
+
+
+def router(state: ServerState) -> APIRouter:
+    r = APIRouter(dependencies=[state.auth])
+
+    @r.get("/v1/models")
+    async def models() -> dict:
+        return {"object": "list", "data": [state.model_card()]}
+
+    @r.get("/v1/models/{name}")
+    async def model(name: str) -> dict:
+        state.check_model(name)
+        return state.model_card()
+
+    @r.post("/v1/completions")
+    async def completions(request: Request):
+        p = Params(await read_json(request, state.max_body))
+        state.check_model(p.str("model"))
+        prompts = _prompts(p, state)
+        top = p.int("logprobs", None, 0, MAX_LOGPROBS)
+        return await _generate(request, state, p, prompts, [], top, chat=False, max_tokens=16)
+
+    @r.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        p = Params(await read_json(request, state.max_body))
+        state.check_model(p.str("model"))
+        messages = message_texts(p.body.get("messages"))
+        try:
+            ids, stop = chat_prompt(state.tokenizer, messages)
+        except UserError as e:
+            raise APIError(400, str(e), param="messages") from None
+        state.check_length(len(ids), "messages")
+        top = None
+        if p.bool("logprobs"):
+            top = p.int("top_logprobs", 0, 0, MAX_LOGPROBS)
+        elif p.has("top_logprobs"):
+            raise APIError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
+        if p.has("max_completion_tokens") and not p.has("max_tokens"):
+            p.body["max_tokens"] = p.body["max_completion_tokens"]
+        return await _generate(
+            request, state, p, [ids], stop, top, chat=True, max_tokens=state.max_tokens_cap
+        )
+
+    return r
+
+
+def _prompts(p: Params, state: ServerState) -> list[list[int]]:
+    """The prompt parameter as token ids: one list per prompt."""
+    value = p.body.get("prompt")
+    if isinstance(value, str) or (isinstance(value, list) and value and isinstance(value[0], int)):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise APIError(
+            400,
+            "prompt must be a string, an array of strings or an array of token ids",
+            param="prompt",
+        )
+    prompts = []
+    for item in value:
+        if isinstance(item, str):
+            try:
+                ids = encode_prompt(state.tokenizer, item)
+            except UserError as e:
+                raise APIError(400, str(e), param="prompt") from None
+        elif (
+            isinstance(item, list)
+            and item
+            and all(isinstance(t, int) and not isinstance(t, bool) for t in item)
+        ):
+            bad = [t for t in item if not 0 <= t < state.tokenizer.vocab_size]
+            if bad:
+                raise APIError(
+                    400,
+                    f"prompt holds the token id {bad[0]}, outside the vocabulary "
+                    f"(0..{state.tokenizer.vocab_size - 1})",
+                    param="prompt",
+                )
+            ids = item
+        else:
+            raise APIError(
+                400,
+                "each prompt must be a string or a non-empty array of token ids",
+                param="prompt",
+            )
+        state.check_length(len(ids), "prompt")
+        prompts.append(ids)
+    return prompts
+
+
+async def _generate(request, state, p, prompts, extra_stop, top, chat: bool, max_tokens: int):
+    """Submit every choice of every prompt; the JSON response or the event stream."""
+    n = p.int("n", 1, 1, MAX_CHOICES)
+    if n * len(prompts) > MAX_CHOICES:
+        raise APIError(400, f"prompts x n must be at most {MAX_CHOICES}", param="n")
+    max_tokens = p.int("max_tokens", max_tokens, None, state.max_tokens_cap)
+    stop = p.strings("stop", MAX_STOP)
+    stream = p.bool("stream")
+    include_usage = stream and bool(Params(p.object("stream_options")).bool("include_usage"))
+    opts = sampling_options(p, state.tokenizer, max_tokens, strategy="sample")
+    if top is not None and not state.per_token(opts.strategy):
+        raise APIError(
+            400,
+            f"logprobs need a per-token strategy, not {opts.strategy!r} (a search ranks whole "
+            "sequences)",
+            param="logprobs",
+        )
+    requests = []
+    for ids in prompts:
+        for j in range(n):
+            seed = None if opts.seed is None else opts.seed + j
+            requests.append(
+                EngineRequest(
+                    ids=ids,
+                    opts=replace(opts, seed=seed),
+                    emit=lambda event: None,  # set by Choices
+                    stop=[*stop, *extra_stop],
+                    top_logprobs=top,
+                )
+            )
+    choices = Choices(state.engine, requests)
+    prompt_tokens = sum(len(ids) for ids in prompts)
+    head = {
+        "id": ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex,
+        "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": state.name,
+    }
+    choices.start()
+    if stream:
+        events = _stream(state, choices, head, chat, include_usage, prompt_tokens)
+        return EventSourceResponse(
+            events, sep="\n", ping=15, client_close_handler_callable=_closer(choices)
+        )
+    try:
+        while choices.open:
+            await choices.next()
+    finally:
+        choices.cancel()  # the client went away (the handler was cancelled): free the rows
+    error = choices.error()
+    if error:
+        raise APIError(500, f"the model failed on this request ({error})")
+    out = []
+    for c in choices.choices:
+        choice = {"index": c.index, "finish_reason": c.finish_reason, "logprobs": None}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": c.text}
+            if top is not None:
+                choice["logprobs"] = chat_logprobs(state.tokenizer, c.logprobs)
+        else:
+            choice["text"] = c.text
+            if top is not None:
+                choice["logprobs"] = completion_logprobs(state.tokenizer, c.logprobs)
+        out.append(choice)
+    return JSONResponse(head | {"choices": out, "usage": choices.usage(prompt_tokens)})
+
+
+def _closer(choices: Choices):
+    async def close(message) -> None:
+        choices.cancel()
+
+    return close
+
+
+async def _stream(
+    state, choices: Choices, head: dict, chat: bool, include_usage: bool, prompt_tokens: int
+):
+    """The SSE events: chunks of new text per choice, finish chunks, usage, [DONE]."""
+    head = head | {"object": "chat.completion.chunk" if chat else "text_completion"}
+    offsets = [0] * len(choices.choices)
+
+    def chunk(index: int, text: str | None, items, finish: str | None) -> str:
+        lp = None
+        if items:
+            if chat:
+                lp = chat_logprobs(state.tokenizer, items)
+            else:
+                lp = completion_logprobs(state.tokenizer, items, offsets[index])
+        if chat:
+            delta = {} if text is None else {"content": text}
+            body = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}
+        else:
+            body = {"index": index, "text": text or "", "logprobs": lp, "finish_reason": finish}
+        return json.dumps(head | {"choices": [body]}, ensure_ascii=False)
+
+    try:
+        if chat:
+            for c in choices.choices:
+                yield {
+                    "data": json.dumps(
+                        head
+                        | {
+                            "choices": [
+                                {
+                                    "index": c.index,
+                                    "delta": {"role": "assistant", "content": ""},
+                                    "logprobs": None,
+                                    "finish_reason": None,
+                                }
+                            ]
+                        }
+                    )
+                }
+        while choices.open:
+            events = await choices.next()
+            texts: dict[int, list[str]] = {}
+            items: dict[int, list] = {}
+            finished: list[int] = []
+            for i, event in events:
+                texts.setdefault(i, []).append(event.text)
+                if isinstance(event, Finish):
+                    finished.append(i)
+                elif event.logprob is not None:
+                    items.setdefault(i, []).append((event.id, event.logprob, event.top))
+            for i, parts in texts.items():
+                text = "".join(parts)
+                if text or items.get(i):
+                    yield {"data": chunk(i, text, items.get(i), None)}
+                    offsets[i] += len(text)
+            for i in finished:
+                c = choices.choices[i]
+                if c.finish.reason == "error":
+                    error = APIError(500, f"the model failed on this request ({c.finish.error})")
+                    yield {"data": json.dumps(error.body())}
+                    return
+                yield {"data": chunk(i, None, None, c.finish_reason)}
+        if include_usage:
+            yield {
+                "data": json.dumps(head | {"choices": [], "usage": choices.usage(prompt_tokens)})
+            }
+        yield {"data": "[DONE]"}
+    finally:
+        choices.cancel()
