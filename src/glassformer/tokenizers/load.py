@@ -13,6 +13,7 @@ import os
 from glassformer.tokenizers.bpe import BPETokenizer
 from glassformer.tokenizers.char import CharTokenizer
 from glassformer.tokenizers.fileformat import TokenizerFormatError, read_header, resolve_model_path
+from glassformer.tokenizers.pretrained_bpe import PretrainedBPE
 from glassformer.tokenizers.protocol import Tokenizer
 from glassformer.tokenizers.symbols import SymbolVocab
 from glassformer.tokenizers.wordpiece import WordPieceTokenizer
@@ -22,6 +23,7 @@ KINDS: dict[str, type[Tokenizer]] = {
     "bpe": BPETokenizer,
     "wordpiece": WordPieceTokenizer,
     "symbols": SymbolVocab,
+    "pretrained-bpe": PretrainedBPE,
 }
 
 
