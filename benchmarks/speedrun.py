@@ -32,10 +32,10 @@ import torch
 from glassformer.commands.overrides import add_config_flags, apply_overrides
 from glassformer.core.device import autocast
 from glassformer.train.config import RunConfig
+from glassformer.train.lm import LanguageModelRun
 from glassformer.train.mfu import flops_per_token, matmul_peak
 from glassformer.train.optim import learning_rate
 from glassformer.train.presets import get_preset
-from glassformer.train.trainer import Trainer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 TARGET = 1.886  # nanoGPT's val loss after its 2000-step CPU run
@@ -58,7 +58,7 @@ class ExactValLoss:
         return self.x.size(0)
 
     @torch.no_grad()
-    def __call__(self, trainer: Trainer, every: int = 1) -> float:
+    def __call__(self, trainer: LanguageModelRun, every: int = 1) -> float:
         model, device = trainer.model, trainer.device
         x, y = self.x[::every], self.y[::every]
         model.eval()
@@ -74,7 +74,7 @@ class ExactValLoss:
 
 def one_run(cfg: RunConfig, target: float, log) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(cfg, out, progress=False)
+        trainer = LanguageModelRun(cfg, out, progress=False)
         val = ExactValLoss(trainer.val_batches.ids, cfg.model.block_size)
         tc = cfg.train
         tokens_per_step = tc.grad_accum * tc.batch_size * cfg.model.block_size
@@ -82,7 +82,7 @@ def one_run(cfg: RunConfig, target: float, log) -> dict:
         start = time.perf_counter()
         while step < tc.max_steps:
             t0 = time.perf_counter()
-            trainer.train_step(learning_rate(tc, step, step / tc.max_steps))
+            trainer.trainer.train_step(learning_rate(tc, step, step / tc.max_steps))
             train_s += time.perf_counter() - t0
             step += 1
             if step % tc.eval_interval == 0 or step == tc.max_steps:
@@ -117,7 +117,7 @@ def pick_threads(cfg: RunConfig, steps: int = 6) -> int:
     """
     default, times = torch.get_num_threads(), {}
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(cfg, out, progress=False)
+        trainer = LanguageModelRun(cfg, out, progress=False).trainer
         for n in sorted({1, default}):
             torch.set_num_threads(n)
             trainer.train_step(cfg.train.lr)  # warm up at this thread count
@@ -138,10 +138,10 @@ def throughput_vs_hf(cfg: RunConfig, windows: int, steps: int) -> tuple[float, f
     nano = get_preset("nanogpt-cpu")
     nano.data.path = cfg.data.path
     with tempfile.TemporaryDirectory() as out:
-        ours = Trainer(cfg, out, progress=False)
+        ours = LanguageModelRun(cfg, out, progress=False)
         nano.model.vocab_size = cfg.model.vocab_size
         hf_step = hf_loop(nano, ours.train_batches, torch.Generator().manual_seed(0))
-        ours_step = lambda: ours.train_step(cfg.train.lr)  # noqa: E731
+        ours_step = lambda: ours.trainer.train_step(cfg.train.lr)  # noqa: E731
         timed(ours_step, 3), timed(hf_step, 3)  # warm up
         ours_r, hf_r = [], []
         for _ in range(windows):

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from glassformer.train.lm import LanguageModelRun
 from glassformer.train.presets import get_preset
-from glassformer.train.trainer import Trainer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
@@ -106,10 +106,10 @@ def main() -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as out:
-        ours = Trainer(cfg, out, progress=False)
+        ours = LanguageModelRun(cfg, out, progress=False)
         hf_step = hf_loop(cfg, ours.train_batches, torch.Generator().manual_seed(0))
         tokens = cfg.train.batch_size * cfg.model.block_size * args.steps
-        ours_step = lambda: ours.train_step(cfg.train.lr)  # noqa: E731
+        ours_step = lambda: ours.trainer.train_step(cfg.train.lr)  # noqa: E731
         timed(ours_step, 5), timed(hf_step, 5)  # warm up
         rates = {"ours": [], "hf": []}
         cpu_rates = {"ours": [], "hf": []}

@@ -1,8 +1,9 @@
 """Why transformers replaced RNNs, measured: GPT vs LSTM on the same corpus and budget.
 
 1. Same char corpus (tinyshakespeare where it exists, else the embedded Python docs), same
-   trainer (`glassformer.train.Trainer`), same optimizer, batch and context, same wall-time
-   budget of training steps: the validation loss each reaches. Repeated, medians reported.
+   run (`glassformer.train.lm.LanguageModelRun`, the one Trainer), same optimizer, batch
+   and context, same wall-time budget of training steps: the validation loss each reaches.
+   Repeated, medians reported.
 2. Time per training step (forward + backward + AdamW) as the sequence length T grows, batch
    fixed: attention computes all T positions at once, an LSTM has to walk them one by one.
 
@@ -24,9 +25,9 @@ from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
 from glassformer.models.lstm import LSTMConfig, LSTMLanguageModel
 from glassformer.train.config import DataConfig, RunConfig, TrainConfig
+from glassformer.train.lm import LanguageModelRun
 from glassformer.train.metrics import read_metrics
 from glassformer.train.optim import make_optimizer
-from glassformer.train.trainer import Trainer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
@@ -56,15 +57,15 @@ def budget_run(name: str, model_cfg, budget: float, seed: int, data: str) -> dic
     )
     cfg = RunConfig(model=model_cfg, train=train, data=DataConfig(path=data))
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(cfg, out, progress=False, log=lambda msg: None)
-        result = trainer.run()
+        run = LanguageModelRun(cfg, out, progress=False, log=lambda msg: None)
+        result = run.run()
         curve = [
             (r["elapsed_s"], r["train_loss"]) for r in read_metrics(Path(out) / "metrics.jsonl")
         ]
     return {
         "model": name,
         "seed": seed,
-        "params": trainer.model.num_params(non_embedding=False),
+        "params": run.model.num_params(non_embedding=False),
         "steps": result.step,
         "val_loss": result.val_loss,
         "curve": curve,

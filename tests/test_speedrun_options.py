@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from glassformer.inspect.cache import run_with_cache
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
 from glassformer.nn.attention import attend
@@ -41,7 +42,7 @@ def test_logit_softcap_is_cap_tanh_of_the_raw_logits():
     model = GPT(small(logit_softcap=2.0))
     with torch.no_grad():
         model.lm_head.weight.mul_(200)  # raw logits far beyond the cap
-    logits, cache = model.run_with_cache(ids(), names=["final"])
+    (logits, _), cache = run_with_cache(model, ids(), names=["final"])
     raw = model.lm_head(cache["final"])
     torch.testing.assert_close(logits, 2.0 * torch.tanh(raw / 2.0))
     assert logits.abs().max() <= 2.0 and raw.abs().max() > 4.0
@@ -49,7 +50,7 @@ def test_logit_softcap_is_cap_tanh_of_the_raw_logits():
 
 def test_relu2_activation_is_relu_squared():
     torch.manual_seed(0)
-    _, cache = GPT(small(activation="relu2")).run_with_cache(ids(), names=lambda n: "mlp" in n)
+    _, cache = run_with_cache(GPT(small(activation="relu2")), ids(), names=lambda n: "mlp" in n)
     pre, post = cache["blocks.0.mlp.pre"], cache["blocks.0.mlp.post"]
     torch.testing.assert_close(post, F.relu(pre) ** 2)
 
@@ -58,7 +59,7 @@ def test_relu2_activation_is_relu_squared():
 def test_qk_norm_gives_unit_rms_queries_and_keys(pos_emb):
     torch.manual_seed(0)
     model = GPT(small(qk_norm=True, pos_emb=pos_emb))
-    _, cache = model.run_with_cache(ids(), names=["blocks.1.attn.q", "blocks.1.attn.k"])
+    _, cache = run_with_cache(model, ids(), names=["blocks.1.attn.q", "blocks.1.attn.k"])
     for name in ("blocks.1.attn.q", "blocks.1.attn.k"):
         rms = cache[name].pow(2).mean(-1).sqrt()  # (B, nh, T): rotation keeps the norm
         torch.testing.assert_close(rms, torch.ones_like(rms), atol=1e-4, rtol=0)
@@ -95,7 +96,7 @@ def test_cpu_bf16_attention_equals_fp32_attention():
 
 
 def test_speedrun_preset_uses_the_recipe_and_learns(tmp_path, small_corpus):
-    from glassformer.train.trainer import Trainer
+    from glassformer.train.lm import LanguageModelRun
 
     cfg = get_preset("speedrun-cpu")
     m, t = cfg.model, cfg.train
@@ -105,11 +106,11 @@ def test_speedrun_preset_uses_the_recipe_and_learns(tmp_path, small_corpus):
     assert (m.n_layer, m.n_head, m.n_embd, m.block_size) == (4, 4, 128, 64)  # nanoGPT's shape
     cfg.data.path = str(small_corpus)
     cfg.train.precision, cfg.train.max_steps, cfg.train.batch_size = "fp32", 30, 8
-    trainer = Trainer(cfg, tmp_path, progress=False)
-    before = trainer.estimate_loss(trainer.val_batches, 2)
+    run = LanguageModelRun(cfg, tmp_path, progress=False)
+    before = run.estimate_loss(run.val_batches, 2)
     for _ in range(30):
-        trainer.train_step(cfg.train.lr)
-    assert trainer.estimate_loss(trainer.val_batches, 2) < before - 0.5
+        run.trainer.train_step(cfg.train.lr)
+    assert run.estimate_loss(run.val_batches, 2) < before - 0.5
 
 
 def _speedrun_module():
@@ -121,13 +122,13 @@ def _speedrun_module():
 
 
 def test_exact_val_loss_scores_every_token_once(tmp_path, small_corpus):
-    from glassformer.train.trainer import Trainer
+    from glassformer.train.lm import LanguageModelRun
 
     speedrun = _speedrun_module()
     cfg = get_preset("tiny")
     cfg.data.path, cfg.train.precision = str(small_corpus), "fp32"
-    trainer = Trainer(cfg, tmp_path, progress=False)
-    val_ids = np.array(trainer.val_batches.ids)  # a writable copy
+    run = LanguageModelRun(cfg, tmp_path, progress=False)
+    val_ids = np.array(run.val_batches.ids)  # a writable copy
     exact = speedrun.ExactValLoss(val_ids, cfg.model.block_size, batch=5)
     T = cfg.model.block_size
     assert exact.windows == (len(val_ids) - 1) // T
@@ -137,7 +138,7 @@ def test_exact_val_loss_scores_every_token_once(tmp_path, small_corpus):
         for w in range(exact.windows):
             x = torch.from_numpy(val_ids[w * T : (w + 1) * T].astype("int64"))[None]
             y = torch.from_numpy(val_ids[w * T + 1 : (w + 1) * T + 1].astype("int64"))
-            logits, _ = trainer.model(x)
+            logits, _ = run.model(x)
             losses.append(F.cross_entropy(logits[0], y, reduction="sum"))
     want = float(torch.stack(losses).sum()) / (exact.windows * T)
-    assert exact(trainer) == pytest.approx(want, rel=1e-5)
+    assert exact(run) == pytest.approx(want, rel=1e-5)

@@ -1,4 +1,4 @@
-"""`glassformer train`: train a GPT on a text corpus and print a sample."""
+"""`glassformer train`: train a GPT on a text corpus and print a sample (`train/lm.py`)."""
 
 import argparse
 import sys
@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
         "--task",
         choices=["mlm", "sentiment", "dates"],
         help="instead of a GPT: train the encoder or encoder-decoder on a task "
-        "(see docs/families.md); honours --data (mlm), --max-steps, --time-budget, --seed, --out",
+        "(see docs/families.md); honours --data (mlm), --max-steps, --time-budget, --seed, "
+        "--out, --stop-after, --resume",
     )
     p.add_argument(
         "--preset",
@@ -92,10 +93,10 @@ def add_parser(sub) -> None:
 
 def build_config(args: argparse.Namespace, out_dir: Path) -> RunConfig:
     """Preset (or the checkpoint's own config on --resume), then shorthands, then dotted flags."""
-    if args.resume:
-        from glassformer.train.checkpoint import read_config
+    if args.resume:  # the only read of the run's config.json
+        from glassformer.train.lm import read_run_config
 
-        cfg = read_config(out_dir)
+        cfg = read_run_config(out_dir)
     else:
         cfg = get_preset(args.preset)
     shorthands = {
@@ -114,7 +115,7 @@ def build_config(args: argparse.Namespace, out_dir: Path) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glassformer.train.trainer import Trainer
+    from glassformer.train.lm import LanguageModelRun
 
     if args.task:
         from glassformer.commands.task import run_task_command
@@ -128,19 +129,20 @@ def run(args: argparse.Namespace) -> int:
             "(use --resume to continue it)",
             file=sys.stderr,
         )
-    trainer = Trainer(cfg, out_dir, resume=args.resume, progress=not args.quiet)
-    n = trainer.model.num_params()
+    lm = LanguageModelRun(cfg, out_dir, resume=args.resume, progress=not args.quiet)
+    n = lm.model.num_params()
     corpus = cfg.data.path or "the embedded Python docs"
-    if trainer.dist.is_main:
+    dist = lm.trainer.dist
+    if dist.is_main:
         print(
-            f"training a {n / 1e6:.2f}M-parameter GPT on {corpus}"
+            f"training a {n / 1e6:.2f}M-parameter {cfg.family.upper()} on {corpus}"
             f" ({cfg.data.tokenizer} tokenizer, vocabulary {cfg.model.vocab_size}) on "
-            f"{trainer.device.type}, {trainer.precision}; checkpoints in {out_dir}",
+            f"{lm.device.type}, {lm.precision}; checkpoints in {out_dir}",
             file=sys.stderr,
         )
-    result = trainer.run(stop_after=args.stop_after)
-    trainer.dist.close()
-    if not trainer.dist.is_main:
+    result = lm.run(stop_after=args.stop_after)
+    dist.close()
+    if not dist.is_main:
         return 0
     if result.interrupted:
         print(

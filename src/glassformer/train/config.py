@@ -1,4 +1,5 @@
-"""Run configuration: what to train (`GPTConfig`), how (`TrainConfig`), on what (`DataConfig`).
+"""Run configuration: what to train (`GPTConfig`, or another family's config such as
+`LSTMConfig`), how (`TrainConfig`), on what (`DataConfig`).
 
 Presets (`presets.py`) are `RunConfig`s; the CLI overrides any field with a dotted flag such
 as `--model.n_layer 6` or `--train.lr 3e-4`, and `--help` lists every field with its help.
@@ -8,6 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from glassformer.core.fields import check_choices, option
 from glassformer.models.config import GPTConfig
+from glassformer.models.lstm import LSTMConfig
+from glassformer.models.registry import FAMILIES
 
 
 @dataclass
@@ -87,11 +90,16 @@ class DataConfig:
 
 @dataclass
 class RunConfig:
-    model: GPTConfig = field(default_factory=GPTConfig)
+    model: GPTConfig | LSTMConfig = field(default_factory=GPTConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
 
     SECTIONS = ("model", "train", "data")
+
+    @property
+    def family(self) -> str:
+        """The model family whose config `model` is ("gpt", "lstm", ...)."""
+        return next(f.name for f in FAMILIES.values() if type(self.model) is f.config_class)
 
     def to_dict(self) -> dict:
         return {name: asdict(getattr(self, name)) for name in self.SECTIONS}
@@ -103,8 +111,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        """From `to_dict()`, or a checkpoint's config.json (its "family" picks the model)."""
         return cls(
-            model=GPTConfig.from_dict(d["model"]),
+            model=FAMILIES[d.get("family", "gpt")].config_class.from_dict(d["model"]),
             train=_from_dict(TrainConfig, d.get("train", {})),
             data=_from_dict(DataConfig, d.get("data", {})),
         )
