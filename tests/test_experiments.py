@@ -15,11 +15,10 @@ from glassformer.experiments.runner import (
     Experiment,
     Variant,
     base_config,
-    compare,
     refresh,
     run_experiment,
-    summarize,
 )
+from glassformer.experiments.stats import compare, summarize
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
 from glassformer.nn.norm import make_norm
@@ -141,15 +140,15 @@ def test_shuffling_the_prefix_is_invisible_without_positions():
 
 
 def test_attention_stats_of_uniform_attention(small_corpus, tmp_path):
-    from glassformer.train.trainer import Trainer
+    from glassformer.train.lm import LanguageModelRun
 
     cfg = base_config()
     cfg.data.path = str(small_corpus)
-    trainer = Trainer(cfg, tmp_path, progress=False)
+    run = LanguageModelRun(cfg, tmp_path, progress=False)
     with torch.no_grad():
-        for block in trainer.model.blocks:  # q = k = 0: every score is 0, attention uniform
+        for block in run.model.blocks:  # q = k = 0: every score is 0, attention uniform
             block.attn.qkv.weight.zero_()
-    stats = attention_stats(trainer)
+    stats = attention_stats(run)
     assert stats["attn_entropy"] == pytest.approx(stats["attn_entropy_uniform"], rel=1e-4)
     expected = sum(math.log(t) for t in range(2, 65)) / 63  # rows 1..63 see 2..64 keys
     assert stats["attn_entropy_uniform"] == pytest.approx(expected, rel=1e-6)

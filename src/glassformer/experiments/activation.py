@@ -5,8 +5,8 @@ so its hidden width is 2/3 of 4d (rounded to a multiple of 8) to keep the count 
 the report lists the measured counts.
 """
 
-from glassformer.experiments.report import fmt
-from glassformer.experiments.runner import Experiment, Variant, base_config, compare
+from glassformer.experiments.runner import Experiment, Variant, base_config
+from glassformer.experiments.stats import compare, difference
 
 KINDS = ("relu", "gelu", "swiglu")
 
@@ -21,11 +21,7 @@ def conclude(results: dict) -> list[str]:
         + f" (largest difference {100 * spread:.1f}%)."
     ]
     for a, b in (("gelu", "relu"), ("swiglu", "relu"), ("swiglu", "gelu")):
-        diff, se, real = compare(vs[a], vs[b])
-        lines.append(
-            f"- {a} minus {b}: {fmt(diff)} ± {fmt(se)} nats "
-            f"({'measurable' if real else 'within noise'})."
-        )
+        lines.append(difference(f"{a} minus {b}", vs[a], vs[b]))
     order = sorted(vs, key=lambda k: vs[k]["summary"]["mean"])
     lines.append(f"- ranking by mean final val loss, best first: {', '.join(order)}.")
     swiglu_better = compare(vs["swiglu"], vs["relu"])

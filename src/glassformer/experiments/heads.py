@@ -6,8 +6,8 @@ split), so any difference comes from attending to several places at once with sm
 heads against one place with a large head.
 """
 
-from glassformer.experiments.report import fmt
-from glassformer.experiments.runner import Experiment, Variant, base_config, compare
+from glassformer.experiments.runner import Experiment, Variant, base_config
+from glassformer.experiments.stats import compare, difference
 
 HEADS = (1, 2, 4, 8)
 
@@ -16,13 +16,10 @@ def conclude(results: dict) -> list[str]:
     vs = results["variants"]
     better, lines = [], []
     for h in HEADS[1:]:
-        diff, se, real = compare(vs["1 head"], vs[f"{h} heads"])
+        diff, _, real = compare(vs["1 head"], vs[f"{h} heads"])
         if real and diff > 0:
             better.append(f"{h} heads")
-        lines.append(
-            f"- 1 head minus {h} heads: {fmt(diff)} ± {fmt(se)} nats "
-            f"({'measurable' if real else 'within noise'})."
-        )
+        lines.append(difference(f"1 head minus {h} heads", vs["1 head"], vs[f"{h} heads"]))
     params = {v["params"] for v in vs.values()}
     lines.append(f"- parameter counts: {', '.join(f'{p:,}' for p in sorted(params))} (equal).")
     if better:

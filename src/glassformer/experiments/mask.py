@@ -9,15 +9,15 @@ alone (exactly what `generate` does), plus a sample of generated text.
 """
 
 from glassformer.experiments.probes import fixed_batch, prefix_lengths, prefix_loss
-from glassformer.experiments.report import fmt
-from glassformer.experiments.runner import Experiment, Variant, base_config, summarize
+from glassformer.experiments.runner import Experiment, Variant, base_config
+from glassformer.experiments.stats import fmt, mean_std, over_seeds, summarize
 
 
-def measure(trainer) -> dict:
-    x, y = fixed_batch(trainer, n=64)
-    lengths = prefix_lengths(trainer.cfg.model.block_size, 8)
-    sample = trainer.sample(120)
-    return {"generation_loss": prefix_loss(trainer.model, x, y, lengths), "sample": sample}
+def measure(run) -> dict:
+    x, y = fixed_batch(run, n=64)
+    lengths = prefix_lengths(run.cfg.model.block_size, 8)
+    sample = run.sample(120)
+    return {"generation_loss": prefix_loss(run.model, x, y, lengths), "sample": sample}
 
 
 def conclude(results: dict) -> list[str]:
@@ -25,12 +25,11 @@ def conclude(results: dict) -> list[str]:
     lines = []
     for k, v in vs.items():
         s = v["summary"]
-        g = summarize([r.get("generation_loss") for r in v["runs"]])
+        g = over_seeds(v, "generation_loss")
         train = summarize([r["curve"][-1]["train_loss"] for r in v["runs"] if r["curve"]])
         lines.append(
             f"- {k}: training loss {fmt(train['mean'])}, validation loss (with the leak, if "
-            f"any) {fmt(s['mean'])} ± {fmt(s['std'])}, generation loss "
-            f"{fmt(g['mean'])} ± {fmt(g['std'])} nats."
+            f"any) {mean_std(s)}, generation loss {mean_std(g)} nats."
         )
     gaps = {
         k: summarize([r["generation_loss"] - r["final_val_loss"] for r in v["runs"]])
@@ -40,7 +39,7 @@ def conclude(results: dict) -> list[str]:
     if len(gaps) == 2:
         lines.append(
             f"- generation loss minus validation loss: causal {fmt(gaps['causal']['mean'])}, "
-            f"no mask {fmt(gaps['no mask']['mean'])} ± {fmt(gaps['no mask']['std'])} nats. "
+            f"no mask {mean_std(gaps['no mask'])} nats. "
             "The gap of the unmasked model is what its validation loss owes to copying from "
             "the future: at generation time there is no future to copy from."
         )

@@ -8,8 +8,8 @@ two peak learning rates. A run whose loss becomes NaN or infinite has diverged: 
 recorded as a result, not an error.
 """
 
-from glassformer.experiments.report import fmt
-from glassformer.experiments.runner import Experiment, Variant, base_config, compare
+from glassformer.experiments.runner import Experiment, Variant, base_config
+from glassformer.experiments.stats import compare, fmt, mean_std
 
 KINDS = {
     "pre": {"model.norm_position": "pre"},
@@ -42,7 +42,7 @@ def conclude(results: dict) -> list[str]:
             for kind in KINDS:
                 s = vs[name(kind, depth, lr)]["summary"]
                 failed = f", {s['n_failed']} diverged" if s["n_failed"] else ""
-                cells.append(f"{kind} {fmt(s['mean'])} ± {fmt(s['std'])}{failed}")
+                cells.append(f"{kind} {mean_std(s)}{failed}")
             pre, post = (vs[name(k, depth, lr)] for k in ("pre", "post"))
             diff, se, real = compare(post, pre)
             pre_wins += real and diff > 0

@@ -18,22 +18,22 @@ import math
 import torch
 
 from glassformer.experiments.probes import fixed_batch, prefix_lengths, prefix_loss
-from glassformer.experiments.report import fmt
-from glassformer.experiments.runner import Experiment, Variant, base_config, compare, summarize
+from glassformer.experiments.runner import Experiment, Variant, base_config
+from glassformer.experiments.stats import difference, fmt, mean_std, over_seeds
 
 KINDS = ("none", "learned", "sinusoidal", "rotary")
 
 
-def measure(trainer) -> dict:
-    model = trainer.model
-    x, y = fixed_batch(trainer, n=64)
-    lengths = prefix_lengths(trainer.cfg.model.block_size, 4)
+def measure(run) -> dict:
+    model = run.model
+    x, y = fixed_batch(run, n=64)
+    lengths = prefix_lengths(run.cfg.model.block_size, 4)
     normal = prefix_loss(model, x, y, lengths)
     shuffled = prefix_loss(model, x, y, lengths, shuffle=torch.Generator().manual_seed(0))
     out = {"loss_in_order": normal, "loss_shuffled": shuffled, "shuffle_gap": shuffled - normal}
     if model.pos_emb is not None:  # added position vectors: how long next to token vectors?
         with torch.no_grad():
-            pos = torch.arange(trainer.cfg.model.block_size, device=trainer.device)
+            pos = torch.arange(run.cfg.model.block_size, device=run.device)
             p_norm = model.pos_emb(pos).norm(dim=-1).mean()
             t_norm = model.tok_emb.weight.norm(dim=-1).mean()
         out["pos_over_token_norm"] = (p_norm / t_norm).item()
@@ -43,13 +43,13 @@ def measure(trainer) -> dict:
 def conclude(results: dict) -> list[str]:
     vs = results["variants"]
     stat = {
-        key: {k: summarize([r.get(key) for r in v["runs"]]) for k, v in vs.items()}
+        key: {k: over_seeds(v, key) for k, v in vs.items()}
         for key in ("shuffle_gap", "loss_in_order", "pos_over_token_norm")
     }
     gaps = stat["shuffle_gap"]
     lines = ["Permutation test (loss with the prefix shuffled minus loss in order, nats):"]
     for k, g in gaps.items():
-        lines.append(f"- {k}: {fmt(g['mean'])} ± {fmt(g['std'])} (mean ± std over seeds).")
+        lines.append(f"- {k}: {mean_std(g)} (mean ± std over seeds).")
     none = gaps["none"]["mean"]
     for k in KINDS[1:]:
         g = gaps[k]["mean"]
@@ -83,11 +83,7 @@ def conclude(results: dict) -> list[str]:
         f"tokens), but {reading}."
     )
     for k in KINDS[1:]:
-        diff, se, real = compare(vs["none"], vs[k])
-        lines.append(
-            f"- final val loss without positions minus {k}: {fmt(diff)} ± {fmt(se)} nats "
-            f"({'measurable' if real else 'within noise'})."
-        )
+        lines.append(difference(f"final val loss without positions minus {k}", vs["none"], vs[k]))
     return lines
 
 

@@ -17,11 +17,12 @@ import torch
 from glassformer.core.device import autocast
 
 
-def fixed_batch(trainer, split: str = "val", n: int = 32, seed: int = 12345):
-    """The same `n` windows (x, y) of a split on every call, on the trainer's device."""
-    batches = trainer.val_batches if split == "val" else trainer.train_batches
+def fixed_batch(run, split: str = "val", n: int = 32, seed: int = 12345):
+    """The same `n` windows (x, y) of a split of `run` (a `LanguageModelRun`) on every call,
+    on the run's device."""
+    batches = run.val_batches if split == "val" else run.train_batches
     x, y = batches.sample(n, torch.Generator().manual_seed(seed))
-    return x.to(trainer.device), y.to(trainer.device)  # (n, T) each
+    return x.to(run.device), y.to(run.device)  # (n, T) each
 
 
 @torch.no_grad()
@@ -53,9 +54,9 @@ def prefix_lengths(block_size: int, n: int = 8) -> list[int]:
 
 
 @torch.no_grad()
-def attention_stats(trainer, n: int = 16) -> dict:
+def attention_stats(run, n: int = 16) -> dict:
     """Mean attention entropy (nats), its maximum for the same rows, saturated fraction."""
-    model = trainer.model
+    model = run.model
     patterns = []
     handles = [
         point.add_hook(lambda t, name: patterns.append(t.detach().float()))
@@ -65,8 +66,8 @@ def attention_stats(trainer, n: int = 16) -> dict:
     was_training = model.training
     model.eval()
     try:
-        x, _ = fixed_batch(trainer, n=n)
-        with autocast(trainer.precision, trainer.device):
+        x, _ = fixed_batch(run, n=n)
+        with autocast(run.precision, run.device):
             model(x)
     finally:
         for h in handles:
@@ -85,10 +86,10 @@ def attention_stats(trainer, n: int = 16) -> dict:
     }
 
 
-def grad_norms(trainer, n: int = 16) -> dict:
+def grad_norms(run, n: int = 16) -> dict:
     """Gradient norm of the loss on a fixed train batch (fp32, before clipping)."""
-    model = trainer.model
-    x, y = fixed_batch(trainer, "train", n=n)
+    model = run.model
+    x, y = fixed_batch(run, "train", n=n)
     model.zero_grad(set_to_none=True)
     _, loss = model(x, y)
     loss.backward()

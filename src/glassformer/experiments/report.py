@@ -1,5 +1,7 @@
 """What an experiment leaves behind: `curves.png` and `report.md` (results.json: runner.py).
 
+`exp` below is the `runner.Experiment` whose `results` are drawn and written.
+
 The plot has val loss against steps and against training wall time: each variant's mean over
 seeds as a line, the range over seeds (min to max) as a shaded band. Experiments that record
 more than the loss at each evaluation (attention entropy, gradient norms) get a panel each.
@@ -9,7 +11,7 @@ import math
 from pathlib import Path
 
 from glassformer.core.files import atomic_write
-from glassformer.experiments.runner import Experiment, compare
+from glassformer.experiments.stats import compare, fmt
 
 
 def mean_curve(runs: list[dict], key: str) -> tuple[list[float], list[float], ...]:
@@ -30,7 +32,7 @@ def mean_curve(runs: list[dict], key: str) -> tuple[list[float], list[float], ..
     return cols
 
 
-def write_plot(exp: Experiment, results: dict, path: Path) -> None:
+def write_plot(exp, results: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,15 +77,6 @@ def write_plot(exp: Experiment, results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def fmt(x, digits: int = 3) -> str:
-    """A number for a table: `1.235`, or `–` when missing / not finite."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    if isinstance(x, int):
-        return str(x)
-    return f"{x:.{digits}f}"
-
-
 def mean_of(runs: list[dict], key: str) -> float | None:
     vals = [r[key] for r in runs if isinstance(r.get(key), int | float) and math.isfinite(r[key])]
     return sum(vals) / len(vals) if vals else None
@@ -118,7 +111,7 @@ def ranking_lines(results: dict) -> list[str]:
     return lines
 
 
-def write_report(exp: Experiment, results: dict, path: Path) -> None:
+def write_report(exp, results: dict, path: Path) -> None:
     cols = ["variant", "params", "steps", "train s", "final val loss (mean ± std)", "diverged"]
     cols += list(exp.table_metrics)
     lines = [

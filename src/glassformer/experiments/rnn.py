@@ -1,7 +1,8 @@
 """`rnn`: why did transformers replace recurrent networks?
 
 Two measurements. First, a transformer and an LSTM (`models/lstm.py`) with about the same
-number of parameters, trained by the same trainer on the same batches under the same budget.
+number of parameters, trained by the same run (`train/lm.py`) on the same batches under the
+same budget: the LSTM variants replace the model's config (`Variant.model`), nothing else.
 Second, the time of one training step (forward + backward) as the sequence grows: an LSTM
 must walk the T positions one after another, attention handles all T at once with matrix
 products whose cost grows as T² but runs in parallel.
@@ -12,12 +13,10 @@ import time
 
 import torch
 
-from glassformer.experiments.report import fmt
-from glassformer.experiments.runner import Experiment, Variant, base_config, compare
+from glassformer.experiments.runner import Experiment, Variant, base_config
+from glassformer.experiments.stats import difference
 from glassformer.models.gpt import GPT
 from glassformer.models.lstm import LSTMConfig, LSTMLanguageModel
-from glassformer.train.optim import make_optimizer
-from glassformer.train.trainer import Trainer
 
 SEQ_LENS = (32, 64, 128, 256, 512)
 
@@ -34,24 +33,6 @@ def lstm_config(cfg) -> LSTMConfig:
         if LSTMLanguageModel(lc).num_params() >= target:
             return lc
         width += 8
-
-
-class LSTMTrainer(Trainer):
-    """The project's Trainer, same data, schedule and optimizer, with an LSTM for the model."""
-
-    def __init__(self, cfg, out_dir, **kwargs):
-        super().__init__(cfg, out_dir, **kwargs)
-        torch.manual_seed(cfg.train.seed)
-        self.model = LSTMLanguageModel(lstm_config(cfg)).to(self.device)
-        self.optimizer = make_optimizer(self.model, cfg.train, self.device)
-        self.forward = self.model
-
-    def save_checkpoint(self) -> None:
-        """No checkpoint: a GPT checkpoint folder cannot hold an LSTM; metrics.jsonl stays."""
-
-
-def make_lstm_trainer(cfg, out_dir, on_eval):
-    return LSTMTrainer(cfg, out_dir, progress=False, log=lambda m: None, on_eval=on_eval)
 
 
 def step_time(model: torch.nn.Module, seq_len: int, vocab: int, repeats: int = 5) -> float:
@@ -95,11 +76,7 @@ def conclude(results: dict) -> list[str]:
 
     lines = [f"- parameters: transformer {tf['params']:,}, LSTM {vs['lstm']['params']:,}."]
     for k in ("lstm", "lstm lr 1e-2"):
-        diff, se, real = compare(vs[k], tf)
-        lines.append(
-            f"- final val loss, {k} minus transformer: {fmt(diff)} ± {fmt(se)} nats "
-            f"({'measurable' if real else 'within noise'})."
-        )
+        lines.append(difference(f"final val loss, {k} minus transformer", vs[k], tf))
     if "seconds" in results["budget"]:
         steps = ", ".join(
             f"{k} {sum(r['steps'] for r in v['runs']) / len(v['runs']):.0f}" for k, v in vs.items()
@@ -139,12 +116,8 @@ EXPERIMENT = Experiment(
     question="transformer or LSTM at the same budget, and how does step time grow with length?",
     variants=[
         Variant("transformer", {}),
-        Variant("lstm", {}, make_trainer=make_lstm_trainer),
-        Variant(
-            "lstm lr 1e-2",
-            {"train.lr": 1e-2, "train.min_lr": 1e-3},
-            make_trainer=make_lstm_trainer,
-        ),
+        Variant("lstm", {}, model=lstm_config),
+        Variant("lstm lr 1e-2", {"train.lr": 1e-2, "train.min_lr": 1e-3}, model=lstm_config),
     ],
     base=base_config,
     default_budget=150.0,

@@ -2,7 +2,8 @@
 
 An `Experiment` is a question, a base configuration and a list of `Variant`s that each change
 a few fields of it. `run_experiment` trains each variant with seeds 0..K-1 through the
-project's `Trainer` (the same loop as `glassformer train`), all under one budget:
+project's language-model run (`train/lm.py`: the same data, model and loop as `glassformer
+train`), all under one budget:
 
 - a time budget: `budget` seconds of training for the whole experiment, shared equally by
   the runs (each run stops after `budget / (variants x seeds)` seconds of training steps;
@@ -19,7 +20,6 @@ little, and on a CPU shared with other work two threads waiting on each other ma
 """
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +29,10 @@ import torch
 
 from glassformer.core.files import atomic_write
 from glassformer.errors import UserError
+from glassformer.experiments.report import write_plot, write_report
+from glassformer.experiments.stats import finite_or_none, summarize
 from glassformer.train.config import RunConfig
+from glassformer.train.lm import LanguageModelRun
 from glassformer.train.metrics import read_metrics
 from glassformer.train.presets import get_preset
 
@@ -40,7 +43,7 @@ class Variant:
 
     name: str
     overrides: dict
-    make_trainer: Callable | None = None  # (cfg, out_dir, on_eval) -> Trainer; None: Trainer
+    model: Callable | None = None  # (cfg) -> the model config to train instead of cfg.model
 
 
 @dataclass
@@ -52,8 +55,8 @@ class Experiment:
     default_budget: float  # seconds of training for the whole experiment
     default_seeds: int = 3
     eval_interval: int = 50  # steps between evaluations (the resolution of the curves)
-    on_eval: Callable | None = None  # (trainer) -> dict: extra numbers at each evaluation
-    measure: Callable | None = None  # (trainer) -> dict: extra numbers after training
+    on_eval: Callable | None = None  # (run) -> dict: extra numbers at each evaluation
+    measure: Callable | None = None  # (run) -> dict: extra numbers after training
     extra: Callable | None = None  # (out_dir, budget_s) -> dict: a measurement of its own
     conclude: Callable | None = None  # (results) -> list of Markdown lines: the answer
     curve_metrics: tuple[str, ...] = ()  # on_eval keys to plot next to the loss
@@ -159,8 +162,6 @@ def _run(exp, out_dir, budget, steps, seeds, data, log) -> dict:
 
 def write_outputs(exp: Experiment, results: dict, out_dir: Path) -> None:
     """State the answer, then write results.json, curves.png and report.md."""
-    from glassformer.experiments.report import write_plot, write_report
-
     results["answer"] = exp.conclude(results) if exp.conclude else []
     out_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(finite_or_none(results), indent=1)
@@ -184,15 +185,11 @@ def refresh(out_dir: str | Path) -> dict:
 
 
 def _one_run(exp: Experiment, variant: Variant, cfg: RunConfig, run_dir: Path) -> dict:
-    from glassformer.train.trainer import Trainer
-
-    make = variant.make_trainer or (
-        lambda c, d, on_eval: Trainer(c, d, progress=False, log=lambda m: None, on_eval=on_eval)
-    )
-    trainer = make(cfg, run_dir, exp.on_eval)
+    quiet = {"progress": False, "log": lambda msg: None}
+    lm = LanguageModelRun(cfg, run_dir, on_eval=exp.on_eval, model_config=variant.model, **quiet)
     diverged = None
     try:
-        trainer.run()
+        lm.run()
     except UserError as e:  # the trainer's only UserError inside run(): a non-finite loss
         if not exp.expect_divergence:
             raise
@@ -203,65 +200,13 @@ def _one_run(exp: Experiment, variant: Variant, cfg: RunConfig, run_dir: Path) -
     last = records[-1] if records else {"step": 0, "elapsed_s": 0.0}
     run = {
         "seed": cfg.train.seed,
-        "params": trainer.model.num_params(),
-        "steps": trainer.step,
+        "params": lm.model.num_params(),
+        "steps": lm.trainer.step,
         "train_time_s": last["elapsed_s"],
         "final_val_loss": float("nan") if diverged else (evals[-1]["val_loss"] if evals else None),
         "diverged": diverged,
         "curve": curve,
     }
     if exp.measure is not None and not diverged:
-        run.update(exp.measure(trainer))
+        run.update(exp.measure(lm))
     return run
-
-
-def summarize(values: list[float | None]) -> dict:
-    """Mean, sample standard deviation and standard error of the finite values.
-
-    >>> summarize([1.0, 2.0, 3.0])["mean"], summarize([1.0, 2.0, 3.0])["std"]
-    (2.0, 1.0)
-    """
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    n = len(finite)
-    mean = sum(finite) / n if n else float("nan")
-    std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else float("nan")
-    return {
-        "n": n,
-        "n_failed": len(values) - n,
-        "mean": mean,
-        "std": std,
-        "sem": std / math.sqrt(n) if n > 1 else float("nan"),
-        "min": min(finite) if finite else float("nan"),
-        "max": max(finite) if finite else float("nan"),
-    }
-
-
-def compare(a: dict, b: dict) -> tuple[float, float, bool]:
-    """Variant a's final val loss minus variant b's: (mean, standard error, > 2 SE?).
-
-    Seed s of every variant trains on the same batches and is evaluated on the same ones, so
-    when both variants finished the same seeds the difference is taken seed by seed (paired),
-    which cancels the luck of the draw that both share. Otherwise (a run diverged) the means
-    are compared unpaired. With one seed there is no spread to judge by: never "measurable".
-    """
-    la = {r["seed"]: r["final_val_loss"] for r in a["runs"]}
-    lb = {r["seed"]: r["final_val_loss"] for r in b["runs"]}
-    finite = all(v is not None and math.isfinite(v) for v in (*la.values(), *lb.values()))
-    if la.keys() == lb.keys() and finite:
-        d = summarize([la[s] - lb[s] for s in la])
-        diff, se = d["mean"], d["sem"]
-    else:
-        sa, sb = summarize(list(la.values())), summarize(list(lb.values()))
-        diff, se = sa["mean"] - sb["mean"], math.sqrt(sa["sem"] ** 2 + sb["sem"] ** 2)
-    return diff, se, bool(math.isfinite(se) and abs(diff) > 2 * se)
-
-
-def finite_or_none(obj):
-    """A copy of `obj` with NaN and infinities as None, so results.json is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [finite_or_none(v) for v in obj]
-    return obj

@@ -10,8 +10,8 @@ at every evaluation.
 """
 
 from glassformer.experiments.probes import attention_stats, grad_norms
-from glassformer.experiments.report import fmt
-from glassformer.experiments.runner import Experiment, Variant, base_config, compare, summarize
+from glassformer.experiments.runner import Experiment, Variant, base_config
+from glassformer.experiments.stats import difference, fmt, mean_std, over_seeds
 
 
 def base() -> object:
@@ -20,8 +20,8 @@ def base() -> object:
     return cfg
 
 
-def on_eval(trainer) -> dict:
-    return {**attention_stats(trainer), **grad_norms(trainer)}
+def on_eval(run) -> dict:
+    return {**attention_stats(run), **grad_norms(run)}
 
 
 def conclude(results: dict) -> list[str]:
@@ -34,20 +34,12 @@ def conclude(results: dict) -> list[str]:
         ("grad_norm", "gradient norm, whole model"),
         ("grad_norm_qkv", "gradient norm, q/k/v weights"),
     ):
-        a = summarize([r.get(key) for r in scaled["runs"]])
-        b = summarize([r.get(key) for r in raw["runs"]])
+        a, b = over_seeds(scaled, key), over_seeds(raw, key)
         m[key] = (a["mean"], b["mean"])
-        lines.append(
-            f"- {what}: scaled {fmt(a['mean'])} ± {fmt(a['std'])}, "
-            f"unscaled {fmt(b['mean'])} ± {fmt(b['std'])}."
-        )
+        lines.append(f"- {what}: scaled {mean_std(a)}, unscaled {mean_std(b)}.")
     uniform = scaled["runs"][0].get("attn_entropy_uniform")
     lines.append(f"- (uniform attention over the visible keys would have entropy {fmt(uniform)}.)")
-    diff, se, real = compare(raw, scaled)
-    lines.append(
-        f"- final val loss, unscaled minus scaled: {fmt(diff)} ± {fmt(se)} nats "
-        f"({'measurable' if real else 'within noise'})."
-    )
+    lines.append(difference("final val loss, unscaled minus scaled", raw, scaled))
     (ea, eb), (sa, sb), (ga, gb) = m["attn_entropy"], m["attn_saturated"], m["grad_norm_qkv"]
     if eb < ea and sb > sa:
         lines.append(
