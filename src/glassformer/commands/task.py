@@ -14,8 +14,6 @@ def run_task_command(args: argparse.Namespace) -> int:
     ignored = [
         flag
         for flag, value in (
-            ("--resume", args.resume),
-            ("--stop-after", args.stop_after),
             ("--tokenizer", args.tokenizer),
             ("--vocab-size", args.vocab_size),
         )
@@ -29,7 +27,7 @@ def run_task_command(args: argparse.Namespace) -> int:
     if ignored:
         raise UserError(
             f"{ignored[0]} does not apply to --task {args.task}; tasks take --data (mlm), "
-            "--max-steps, --time-budget, --seed and --out"
+            "--max-steps, --time-budget, --seed, --out, --stop-after and --resume"
         )
     out_dir = Path(args.out or f"runs/task-{args.task}")
     print(f"task {args.task}: checkpoints and metrics in {out_dir}", file=sys.stderr)
@@ -41,6 +39,8 @@ def run_task_command(args: argparse.Namespace) -> int:
         seed=1337 if args.seed is None else args.seed,
         data=args.data,
         progress=not args.quiet,
+        resume=args.resume,
+        stop_after=args.stop_after,
     )
     print(json.dumps(results, indent=2))
     return 0

@@ -5,7 +5,9 @@
 - `dates`      encoder-decoder with cross-attention, dates in 12 formats -> ISO 8601.
 
 Each trains in a few minutes on 2 CPU cores with its defaults, reports held-out numbers and
-writes a checkpoint folder (`tasks/checkpoint.py`). Measured results: docs/families.md.
+writes a checkpoint folder (`glassformer.checkpoint`; `glassformer.load(DIR)` reads it). They
+train through the same Trainer as `glassformer train` (`tasks/run.py`). Measured results:
+docs/families.md.
 """
 
 from collections.abc import Callable
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from glassformer.errors import UserError
 from glassformer.tasks import dates, mlm, reviews
-from glassformer.tasks.loop import LoopSettings
+from glassformer.tasks.run import train_config
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,11 @@ def run_task(
     data: str | None = None,
     progress: bool = True,
     log=None,
+    resume: bool = False,
+    stop_after: int | None = None,
 ) -> dict:
-    """Train task `name` with its defaults (optionally fewer steps or a time budget)."""
+    """Train task `name` with its defaults (optionally fewer steps or a time budget);
+    `resume` continues the run saved in `out_dir`, `stop_after` ends this run early."""
     if name not in TASKS:
         raise UserError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
     task = TASKS[name]
@@ -52,16 +57,6 @@ def run_task(
         if not hasattr(settings, "data"):
             raise UserError(f"--data applies to the mlm task only; task {name!r} makes its own")
         settings = replace(settings, data=data)
-    if max_steps is not None:
-        settings = replace(settings, max_steps=max_steps)
-    loop = LoopSettings(
-        max_steps=settings.max_steps,
-        lr=settings.lr,
-        min_lr=settings.lr / 10,
-        warmup_steps=min(100, settings.max_steps // 10),
-        time_budget=time_budget,
-        eval_every=max(1, settings.max_steps // 6),
-        seed=seed,
-        progress=progress,
-    )
-    return task.train(settings, loop, Path(out_dir), log)
+    cfg = train_config(settings, max_steps, time_budget, seed)
+    run = {"log": log, "progress": progress, "resume": resume, "stop_after": stop_after}
+    return task.train(settings, cfg, Path(out_dir), **run)

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from glassformer.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from glassformer.tasks.checkpoint import save_task_model
-from glassformer.tasks.loop import LoopSettings, fit
+from glassformer.tasks.run import fit_task, python_rng
 from glassformer.tokenizers.symbols import BOS, EOS, PAD, SPECIALS, SymbolVocab
+from glassformer.train.config import TrainConfig
 
 MONTHS = [dt.date(2000, m, 1).strftime("%B") for m in range(1, 13)]
 WEEKDAYS = [dt.date(2024, 1, d).strftime("%A") for d in range(1, 8)]  # 2024-01-01: Monday
@@ -128,25 +128,27 @@ def exact_match(model: Seq2Seq, vocab: SymbolVocab, pairs: list[tuple[str, str]]
     return right / len(pairs)
 
 
-def train(task: DatesTask, loop: LoopSettings, out_dir: Path, log=None) -> dict:
-    """Train on generated training days; report exact match on the held-out days."""
-    torch.manual_seed(loop.seed)
+def seq2seq_loss(model: Seq2Seq, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    src, mask, tgt_in, targets = batch
+    return model(src, tgt_in, targets, src_mask=mask)[1]
+
+
+def train(task: DatesTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
+    """Train on generated training days; report exact match on the held-out days.
+    `run`: log, progress, resume, stop_after (`tasks/run.py: fit_task`)."""
+    torch.manual_seed(cfg.seed)
     vocab = task.vocab()
     model = task.model(vocab)
-    rng = random.Random(loop.seed)
     test = [example(random.Random(10_000 + i), held_out=True) for i in range(task.n_test)]
 
-    def step_loss(step: int) -> torch.Tensor:
-        src, mask, tgt_in, targets = encode_batch(
-            [example(rng, False) for _ in range(task.batch_size)], vocab
-        )
-        return model(src, tgt_in, targets, src_mask=mask)[1]
+    def batches(n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        rng = python_rng(gen)
+        return encode_batch([example(rng, False) for _ in range(n)], vocab)
 
     def evaluate() -> dict:
         return {"heldout_exact_match": exact_match(model, vocab, test)}
 
-    kwargs = {"log": log} if log else {}
-    results = fit(model, step_loss, evaluate, loop, out_dir, **kwargs)
-    results["n_heldout"] = len(test)
-    save_task_model(out_dir, model, "dates", vocab, results)
-    return results
+    extra = {"n_heldout": len(test)}
+    return fit_task(
+        "dates", model, vocab, cfg, out_dir, batches, seq2seq_loss, evaluate, extra, **run
+    )

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from glassformer.models.encoder import Encoder, EncoderConfig
-from glassformer.tasks.checkpoint import save_task_model
-from glassformer.tasks.loop import LoopSettings, fit
+from glassformer.tasks.run import fit_task
 from glassformer.tokenizers.symbols import MASK, SPECIALS, SymbolVocab
+from glassformer.train.config import TrainConfig
 from glassformer.train.corpus import read_corpus
 from glassformer.train.data import split_ids
 
@@ -70,25 +70,29 @@ def windows(ids: np.ndarray, B: int, T: int, gen: torch.Generator) -> torch.Tens
     return torch.from_numpy(ids[starts[:, None] + np.arange(T)].astype(np.int64))
 
 
-def train(task: MLMTask, loop: LoopSettings, out_dir: Path, log=None) -> dict:
-    """Pretrain with masked-LM on the corpus; report held-out masked-character accuracy."""
-    torch.manual_seed(loop.seed)
+def masked_lm_loss(model: Encoder, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    inputs, targets = batch
+    return model(inputs, targets)[1]
+
+
+def train(task: MLMTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
+    """Pretrain with masked-LM on the corpus; report held-out masked-character accuracy.
+    `run`: log, progress, resume, stop_after (`tasks/run.py: fit_task`)."""
+    torch.manual_seed(cfg.seed)
     text = read_corpus(task.data)
     vocab = SymbolVocab.of_chars(text)
     ids = np.asarray(vocab.encode(text), dtype=np.int64)
     train_ids, val_ids = split_ids(ids, 0.1, task.block_size)
     model = task.model(vocab)
-    gen = torch.Generator().manual_seed(loop.seed)
     counts = np.bincount(train_ids, minlength=vocab.vocab_size)
     majority = int(counts.argmax())
 
-    def step_loss(step: int) -> torch.Tensor:
-        x = windows(train_ids, task.batch_size, task.block_size, gen)
-        inputs, targets = mask_tokens(x, vocab.vocab_size, gen)
-        return model(inputs, targets)[1]
+    def batches(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        x = windows(train_ids, n, task.block_size, gen)
+        return mask_tokens(x, vocab.vocab_size, gen)  # inputs, targets: (n, T) each
 
     def evaluate() -> dict:
-        eval_gen = torch.Generator().manual_seed(loop.seed + 1)  # the same batches every time
+        eval_gen = torch.Generator().manual_seed(cfg.seed + 1)  # the same batches every time
         losses, right, guess, total = [], 0, 0, 0
         for _ in range(task.eval_batches):
             x = windows(val_ids, task.batch_size, task.block_size, eval_gen)
@@ -105,6 +109,4 @@ def train(task: MLMTask, loop: LoopSettings, out_dir: Path, log=None) -> dict:
             "majority_baseline_accuracy": guess / total,
         }
 
-    results = fit(model, step_loss, evaluate, loop, out_dir, **({"log": log} if log else {}))
-    save_task_model(out_dir, model, "mlm", vocab, results)
-    return results
+    return fit_task("mlm", model, vocab, cfg, out_dir, batches, masked_lm_loss, evaluate, **run)

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from glassformer.models.encoder import Encoder, EncoderConfig
-from glassformer.tasks.checkpoint import save_task_model
-from glassformer.tasks.loop import LoopSettings, fit
+from glassformer.tasks.run import fit_task, python_rng
 from glassformer.tokenizers.symbols import CLS, PAD, SymbolVocab
+from glassformer.train.config import TrainConfig
 
 PRODUCTS = "phone laptop movie book hotel restaurant camera game album chair jacket printer".split()
 PARTS = "screen battery service story sound design price plot staff keyboard food ending".split()
@@ -116,31 +116,36 @@ def accuracy(model: Encoder, vocab: SymbolVocab, pairs: list[tuple[str, int]]) -
     return (logits.argmax(-1) == labels).float().mean().item()
 
 
-def train(task: SentimentTask, loop: LoopSettings, out_dir: Path, log=None) -> dict:
-    """Train on generated reviews; report accuracy on held-out sentences never trained on."""
-    torch.manual_seed(loop.seed)
+def classify_loss(model: Encoder, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    ids, mask, labels = batch
+    return model.classify(ids, mask, labels)[1]
+
+
+def train(task: SentimentTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
+    """Train on generated reviews; report accuracy on held-out sentences never trained on.
+    `run`: log, progress, resume, stop_after (`tasks/run.py: fit_task`)."""
+    torch.manual_seed(cfg.seed)
     vocab = task.vocab()
     model = task.model(vocab)
     test_rng = random.Random(10_000)
     test = list({s: (s, y) for s, y in (review(test_rng) for _ in range(4 * task.n_test))}.values())
     test = test[: task.n_test]
     held_out = {s for s, _ in test}
-    rng = random.Random(loop.seed)
 
-    def train_example() -> tuple[str, int]:
+    def train_example(rng: random.Random) -> tuple[str, int]:
         while True:
             pair = review(rng)
             if pair[0] not in held_out:
                 return pair
 
-    def step_loss(step: int) -> torch.Tensor:
-        ids, mask, labels = encode_batch([train_example() for _ in range(task.batch_size)], vocab)
-        return model.classify(ids, mask, labels)[1]
+    def batches(n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        rng = python_rng(gen)
+        return encode_batch([train_example(rng) for _ in range(n)], vocab)
 
     def evaluate() -> dict:
         return {"heldout_accuracy": accuracy(model, vocab, test)}
 
-    results = fit(model, step_loss, evaluate, loop, out_dir, **({"log": log} if log else {}))
-    results["n_heldout"] = len(test)
-    save_task_model(out_dir, model, "sentiment", vocab, results)
-    return results
+    extra = {"n_heldout": len(test)}
+    return fit_task(
+        "sentiment", model, vocab, cfg, out_dir, batches, classify_loss, evaluate, extra, **run
+    )
