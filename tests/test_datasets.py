@@ -1,11 +1,14 @@
 """The corpus downloader, against a file server on 127.0.0.1 (there is no internet here)."""
 
+import dataclasses
 import functools
+import hashlib
 import http.server
 import threading
 
 import pytest
 
+from glassformer import datasets
 from glassformer.cli import main
 from glassformer.datasets import fetch
 from glassformer.errors import UserError
@@ -26,7 +29,18 @@ def file_server(tmp_path):
     server.server_close()
 
 
-def test_download_verifies_checksum_and_caches(file_server, shakespeare, tmp_path, capsys):
+def test_download_verifies_checksum_and_caches(
+    file_server, shakespeare, tmp_path, capsys, monkeypatch
+):
+    # The repository holds an excerpt, not the whole corpus: describe the excerpt's digest and
+    # size, so the real download path (stream, size cap, digest, rename, cache) checks it.
+    excerpt = shakespeare.read_bytes()
+    known = dataclasses.replace(
+        datasets.DATASETS["shakespeare"],
+        sha256=hashlib.sha256(excerpt).hexdigest(),
+        size=len(excerpt),
+    )
+    monkeypatch.setitem(datasets.DATASETS, "shakespeare", known)
     url, www = file_server
     (www / "input.txt").write_bytes(shakespeare.read_bytes())
     dest = tmp_path / "data"

@@ -16,7 +16,6 @@ from glassformer.tokenizers import BPETokenizer, DisallowedSpecialTokenError
 from glassformer.tokenizers.bpe_encode import bpe_merge
 from glassformer.tokenizers.bpe_train import train_bpe
 
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 MULTILINGUAL = (
     "The quick brown fox — naïve café, Ångström! 中文分词测试，你好世界。日本語のテキスト。"
     "한국어 텍스트. Привет, мир! Ελληνικά. مرحبا بالعالم. 🤖🎉👩‍👩‍👧 aaaa aaaaaaaa 1234567\n\t"
@@ -34,10 +33,8 @@ def fuzz_texts(n: int, seed: int = 0) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def shakespeare_text() -> str:
-    if not SHAKESPEARE.exists():
-        pytest.skip(f"tinyshakespeare not found at {SHAKESPEARE} (the shared data folder)")
-    return SHAKESPEARE.read_text(encoding="utf-8")
+def shakespeare_text(shakespeare: Path) -> str:
+    return shakespeare.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from glassformer.tokenizers import (
 )
 from glassformer.tokenizers.formats import bytes_to_unicode, hf_merges
 
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 MIXED = "Hello, wörld! naïve 中文 🤖 it's  two  spaces\n\ttab 1234 <|endoftext|> end\x00"
 
 
@@ -30,10 +29,8 @@ def fuzz_texts(n: int, seed: int = 0) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def corpus() -> str:
-    if not SHAKESPEARE.exists():
-        pytest.skip(f"tinyshakespeare not found at {SHAKESPEARE} (the shared data folder)")
-    return SHAKESPEARE.read_text(encoding="utf-8")[:300_000]
+def corpus(shakespeare: Path) -> str:
+    return shakespeare.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
