@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from glassformer.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from glassformer.tasks.run import fit_task, python_rng
+from glassformer.tasks.run import python_rng, train_task
 from glassformer.tokenizers.symbols import BOS, EOS, PAD, SPECIALS, SymbolVocab
 from glassformer.train.config import TrainConfig
 
@@ -135,7 +135,7 @@ def seq2seq_loss(model: Seq2Seq, batch: tuple[torch.Tensor, ...]) -> torch.Tenso
 
 def train(task: DatesTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
     """Train on generated training days; report exact match on the held-out days.
-    `run`: log, progress, resume, stop_after (`tasks/run.py: fit_task`)."""
+    `run`: log, progress, resume, stop_after (`tasks/run.py: train_task`)."""
     torch.manual_seed(cfg.seed)
     vocab = task.vocab()
     model = task.model(vocab)
@@ -149,6 +149,6 @@ def train(task: DatesTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
         return {"heldout_exact_match": exact_match(model, vocab, test)}
 
     extra = {"n_heldout": len(test)}
-    return fit_task(
+    return train_task(
         "dates", model, vocab, cfg, out_dir, batches, seq2seq_loss, evaluate, extra, **run
     )

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from glassformer.models.encoder import Encoder, EncoderConfig
-from glassformer.tasks.run import fit_task
+from glassformer.tasks.run import train_task
 from glassformer.tokenizers.symbols import MASK, SPECIALS, SymbolVocab
 from glassformer.train.config import TrainConfig
 from glassformer.train.corpus import read_corpus
@@ -77,7 +77,7 @@ def masked_lm_loss(model: Encoder, batch: tuple[torch.Tensor, torch.Tensor]) -> 
 
 def train(task: MLMTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
     """Pretrain with masked-LM on the corpus; report held-out masked-character accuracy.
-    `run`: log, progress, resume, stop_after (`tasks/run.py: fit_task`)."""
+    `run`: log, progress, resume, stop_after (`tasks/run.py: train_task`)."""
     torch.manual_seed(cfg.seed)
     text = read_corpus(task.data)
     vocab = SymbolVocab.of_chars(text)
@@ -109,4 +109,4 @@ def train(task: MLMTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
             "majority_baseline_accuracy": guess / total,
         }
 
-    return fit_task("mlm", model, vocab, cfg, out_dir, batches, masked_lm_loss, evaluate, **run)
+    return train_task("mlm", model, vocab, cfg, out_dir, batches, masked_lm_loss, evaluate, **run)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from glassformer.models.encoder import Encoder, EncoderConfig
-from glassformer.tasks.run import fit_task, python_rng
+from glassformer.tasks.run import python_rng, train_task
 from glassformer.tokenizers.symbols import CLS, PAD, SymbolVocab
 from glassformer.train.config import TrainConfig
 
@@ -123,7 +123,7 @@ def classify_loss(model: Encoder, batch: tuple[torch.Tensor, ...]) -> torch.Tens
 
 def train(task: SentimentTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
     """Train on generated reviews; report accuracy on held-out sentences never trained on.
-    `run`: log, progress, resume, stop_after (`tasks/run.py: fit_task`)."""
+    `run`: log, progress, resume, stop_after (`tasks/run.py: train_task`)."""
     torch.manual_seed(cfg.seed)
     vocab = task.vocab()
     model = task.model(vocab)
@@ -146,6 +146,6 @@ def train(task: SentimentTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
         return {"heldout_accuracy": accuracy(model, vocab, test)}
 
     extra = {"n_heldout": len(test)}
-    return fit_task(
+    return train_task(
         "sentiment", model, vocab, cfg, out_dir, batches, classify_loss, evaluate, extra, **run
     )

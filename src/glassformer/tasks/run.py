@@ -50,7 +50,7 @@ def python_rng(gen: torch.Generator) -> random.Random:
     return random.Random(int(torch.randint(2**62, (), generator=gen)))
 
 
-def fit_task(
+def train_task(
     name: str,
     model: torch.nn.Module,
     vocab,
