@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from glassformer.errors import UserError
+from glassformer.inspect.cache import run_with_cache
 
 QKV_TEXT = "apples are green; an apple's colour is"
 
@@ -77,9 +78,7 @@ def tour_config(budget: float, steps: int | None = None):
 
 def code(module_path: str) -> str:
     """`nn/attention.py` -> the path a reader can open (src/glassformer/... in a checkout)."""
-    import glassformer
-
-    pkg = Path(glassformer.__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]  # glassformer/, from glassformer/commands/
     path = pkg / module_path
     root = pkg.parents[1]
     if (root / "pyproject.toml").exists() and path.is_relative_to(root):
@@ -128,14 +127,14 @@ def get_model(args: argparse.Namespace, model_dir: Path):
             return load(model_dir)
         except UserError:
             pass  # not there yet (or from an older glassformer): train it
-    from glassformer.train.trainer import Trainer
+    from glassformer.train.lm import LanguageModelRun
 
     print(
         f"Training the tour's model first: a 2-layer char-level GPT on Python's documentation "
         f"for {args.budget:g} s (kept in {model_dir} for the next tour) ..."
     )
-    trainer = Trainer(tour_config(args.budget), model_dir, progress=False, log=lambda m: None)
-    result = trainer.run()
+    lm = LanguageModelRun(tour_config(args.budget), model_dir, progress=False, log=lambda m: None)
+    result = lm.run()
     print(f"... {result.step} steps, validation loss {result.val_loss:.3f} nats per character.")
     return load(model_dir)
 
@@ -171,7 +170,7 @@ def step_embedding(t: Tour) -> None:
     print(f"Each id picks one row of the embedding table ({m.tok_emb.weight.shape[0]} x {C}):")
     print(f"  'a' (id {a}) -> [{', '.join(f'{v:+.2f}' for v in row[:6])}, ...]  ({C} numbers)")
     print("A position vector is added (the same letter at another place differs a little).")
-    logits, _ = m.run_with_cache(ids, names=["final"])
+    (logits, _), _ = run_with_cache(m, ids, names=["final"])
     last = logits[0, -1]  # (V,)
     print("\nAt the end, the LM head scores every token: logits = final @ W_E^T, shape")
     print(f"({C},) -> ({last.numel()},). softmax turns scores into probabilities:")
@@ -194,7 +193,7 @@ def step_block(t: Tour) -> None:
         f'glassformer inspect logit-lens --model {t.model_dir} --text "{QKV_TEXT}"',
     )
     m = t.model
-    _, c = m.run_with_cache(t.ids(QKV_TEXT))
+    _, c = run_with_cache(m, t.ids(QKV_TEXT))
     print("Each block reads the residual stream and adds to it twice:")
     print("  resid_mid = resid_pre + attention(norm(resid_pre))")
     print("  resid_post = resid_mid + MLP(norm(resid_mid))\n")
@@ -226,7 +225,7 @@ def step_norm_mlp(t: Tour) -> None:
         f"glassformer inspect neurons --model {t.model_dir} --layer 0",
     )
     m = t.model
-    _, c = m.run_with_cache(t.ids(QKV_TEXT), names=["blocks.0.resid_mid", "blocks.0.mlp.post"])
+    _, c = run_with_cache(m, t.ids(QKV_TEXT), names=["blocks.0.resid_mid", "blocks.0.mlp.post"])
     x = c["blocks.0.resid_mid"][0, -1]
     y = F.layer_norm(x, x.shape)  # the normalisation before the learned gain and bias
     print("Layer norm rescales each position's vector to mean 0 and variance 1, then applies a")
@@ -259,7 +258,7 @@ def step_attention(t: Tour) -> None:
     ids = t.ids(QKV_TEXT)
     L = m.config.n_layer - 1
     names = [f"blocks.{L}.attn.{n}" for n in ("q", "k", "v", "pattern", "z")]
-    _, c = m.run_with_cache(ids, names=names)
+    _, c = run_with_cache(m, ids, names=names)
     q, k, v, pattern, z = (c[n][0] for n in names)  # (nh, T, hs), ..., (nh, T, T)
     hs = q.size(-1)
     print(f'"{QKV_TEXT}"')
@@ -324,11 +323,11 @@ def finite_differences(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def step_training(t: Tour) -> None:
     from glassformer.models.gpt import GPT
-    from glassformer.train.trainer import Trainer
+    from glassformer.train.lm import LanguageModelRun
 
     t.header(
         "Training: turn each knob a little, downhill",
-        ["train/trainer.py", "train/optim.py", "models/gpt.py"],
+        ["train/trainer.py", "train/lm.py", "train/optim.py", "models/gpt.py"],
         f"glassformer inspect curves --model {t.pages / 'training-demo'}",
     )
     cfg = tour_config(budget=90.0, steps=t.args.steps)
@@ -348,16 +347,17 @@ def step_training(t: Tour) -> None:
     print("\nTraining repeats: take a batch, compute the loss and all slopes, step every weight")
     print(f"a little downhill (AdamW). {t.args.steps} steps on a fresh model, same size:\n")
     out = t.pages / "training-demo"
-    trainer = Trainer(cfg, out, progress=False, log=lambda msg: None)
+    lm = LanguageModelRun(cfg, out, progress=False, log=lambda msg: None)
     chunk = max(1, t.args.steps // 3)
-    print(f"  step {0:4}  sample: {trainer.sample(50)!r}")
-    while trainer.step < t.args.steps:
-        result = trainer.run(stop_after=chunk)
+    print(f"  step {0:4}  sample: {lm.sample(50)!r}")
+    while lm.trainer.step < t.args.steps:
+        result = lm.run(stop_after=chunk)
         print(
             f"  step {result.step:4}  train loss {result.train_loss:.3f}  "
-            f"val loss {result.val_loss:.3f}  sample: {trainer.sample(50)!r}"
+            f"val loss {result.val_loss:.3f}  sample: {lm.sample(50)!r}"
         )
-        if result.step == 0 or (cfg.train.time_budget and trainer.elapsed >= cfg.train.time_budget):
+        budget = cfg.train.time_budget
+        if result.step == 0 or (budget and lm.trainer.elapsed >= budget):
             break
     print("\nThe loss falls from ln(vocab) (a uniform guess) and the samples turn into text.")
 
