@@ -169,3 +169,18 @@ def test_missing_file_and_wrong_sizes(tmp_path):
     path = write_llama(tmp_path / "odd.gguf", corrupt_metadata={"block_count": 3})
     with pytest.raises(UserError, match="lacks the tensor blk.2"):
         load_gguf(path)
+
+
+def test_cli_generates_from_a_gguf_file_and_refuses_a_bad_one(tmp_path, capsys):
+    from glassformer.cli import main
+
+    path = write_llama(tmp_path / "tiny.gguf")
+    assert (
+        main(["generate", "--model", str(path), "--prompt", " the", "--max-new-tokens", "3"]) == 0
+    )
+    capsys.readouterr()
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(path.read_bytes()[:5000])
+    assert main(["generate", "--model", str(bad), "--prompt", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "truncated or corrupted" in err and "\n" not in err and "Traceback" not in err

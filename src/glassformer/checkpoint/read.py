@@ -2,6 +2,8 @@
 
     checkpoint folder (config.json names the family)   -> build the family, load the weights
     Hugging Face GPT-2 folder (config.json: model_type) -> interop/gpt2.py
+    Hugging Face Llama folder (model_type "llama")      -> interop/llama.py
+    a .gguf file, or a short name such as "smollm2"     -> interop/gguf.py
 
 Each problem with a folder ends in one sentence naming it and the fix (`UserError`): not a
 folder, a missing file, files that disagree with the manifest, an unknown family or format
@@ -24,7 +26,10 @@ from glassformer.checkpoint.write import FORMAT_VERSION, OBSOLETE
 from glassformer.core.fields import check_fields
 from glassformer.core.weights import load_weight_dict, parse_weights, weights_metadata
 from glassformer.errors import UserError
+from glassformer.interop.folder import read_hf_config
+from glassformer.interop.gguf import gguf_file, load_gguf
 from glassformer.interop.gpt2 import is_hf_folder, load_gpt2_folder
+from glassformer.interop.llama import load_llama_folder
 from glassformer.models.registry import FAMILIES, build, family_of
 from glassformer.tokenizers import Tokenizer, load_tokenizer
 from glassformer.tokenizers.symbols import SymbolVocab
@@ -100,9 +105,15 @@ def load(
 
     `family` (e.g. "gpt" for a command that generates text) refuses a folder of another one.
     """
+    gguf = gguf_file(path)  # a .gguf file, or a short name such as "smollm2"
+    if gguf is not None:
+        model, tokenizer = load_gguf(gguf)
+        _expect(gguf, family_of(model), family)
+        return model.to(device).eval(), tokenizer
     path = Path(path)
-    if is_hf_folder(path):  # e.g. the released gpt2 weights
-        model, tokenizer = load_gpt2_folder(path)
+    if is_hf_folder(path):  # e.g. the released gpt2 weights, or a Llama
+        llama = read_hf_config(path).get("model_type") == "llama"
+        model, tokenizer = (load_llama_folder if llama else load_gpt2_folder)(path)
         _expect(path, family_of(model), family)
         return model.to(device).eval(), tokenizer
     snap = _snapshot(path, ("config.json", "model.safetensors", "tokenizer.model"))

