@@ -52,15 +52,24 @@ def add_parser(sub) -> None:
         metavar="N",
         help="the largest max_tokens a request may ask for",
     )
+    p.add_argument("--access-log", action="store_true", help="log a line per request")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads per matrix product (default: torch's choice); 1 leaves the other "
+        "cores to the HTTP side, which is faster for small models (docs/serving.md)",
+    )
     p.set_defaults(func=run)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """A socket bound to host:port, or a UserError saying why it cannot be."""
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        family, kind, proto = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][:3]
+        sock = socket.socket(family, kind, proto)  # proto TCP: asyncio then sets TCP_NODELAY
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as e:
@@ -71,6 +80,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
     import uvicorn
 
     from glassformer.checkpoint import load
@@ -84,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--max-tokens-cap must be at least 1, got {args.max_tokens_cap}")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be in 0..65535, got {args.port}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
     if not is_loopback(args.host) and args.api_key is None:
         print(
             f"warning: listening on {args.host} without --api-key lets anyone who can reach "
@@ -91,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     sock = listening_socket(args.host, args.port)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
     name = args.name or Path(args.model.rstrip("/")).stem
     app = create_app(
@@ -109,5 +123,5 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.Server(config(app, args.host, port)).run(sockets=[sock])
+    uvicorn.Server(config(app, args.host, port, access_log=args.access_log)).run(sockets=[sock])
     return 0

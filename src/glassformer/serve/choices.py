@@ -1,9 +1,10 @@
 """The choices of one HTTP request: submitted to the engine together, collected as they come.
 
 A request with `n` choices (or several prompts) becomes that many engine `Request`s. Their
-events arrive on the engine thread and are handed to the event loop through one asyncio queue;
-`Choices.next()` returns every event waiting, so a client that reads slower than the engine
-writes gets several tokens per chunk instead of a growing backlog.
+events arrive on the engine thread and reach the event loop through its `Mailbox`: one wake-up
+of the loop carries every event posted since the last one (for all requests), instead of one
+wake-up per token. `Choices.next()` then returns every event waiting, so a client that reads
+slower than the engine writes gets several tokens per chunk instead of a growing backlog.
 
 Each `Choice` keeps what the response needs: the text, the finish reason, the token count and
 (when asked) the log-probabilities, in both of OpenAI's shapes:
@@ -14,6 +15,7 @@ Each `Choice` keeps what the response needs: the text, the finish reason, the to
 """
 
 import asyncio
+import threading
 from functools import partial
 
 from glassformer.serve.engine import Engine, Finish, Request, Token
@@ -89,12 +91,39 @@ def chat_logprobs(tokenizer, items) -> dict:
     }
 
 
+class Mailbox:
+    """Items posted on the engine thread for asyncio queues; `flush` (an engine listener, after
+    each phase of a step) delivers everything posted so far with one wake-up of the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.pending: list[tuple[asyncio.Queue, object]] = []
+        self.scheduled = False
+
+    def post(self, queue: asyncio.Queue, item) -> None:
+        with self.lock:
+            self.pending.append((queue, item))
+
+    def flush(self) -> None:
+        with self.lock:
+            if not self.pending or self.scheduled:
+                return
+            self.scheduled = True
+        self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self.lock:
+            items, self.pending, self.scheduled = self.pending, [], False
+        for queue, item in items:
+            queue.put_nowait(item)
+
+
 class Choices:
     """Engine requests of one HTTP request, their events in one asyncio queue."""
 
-    def __init__(self, engine: Engine, requests: list[Request]):
-        self.engine = engine
-        self.loop = asyncio.get_running_loop()
+    def __init__(self, engine: Engine, mailbox: Mailbox, requests: list[Request]):
+        self.engine, self.mailbox = engine, mailbox
         self.queue: asyncio.Queue = asyncio.Queue()
         self.requests = requests
         for i, req in enumerate(requests):
@@ -103,7 +132,7 @@ class Choices:
         self.open = len(requests)
 
     def _emit(self, i: int, event: Token | Finish) -> None:  # on the engine thread
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (i, event))
+        self.mailbox.post(self.queue, (i, event))
 
     def start(self) -> None:
         for req in self.requests:

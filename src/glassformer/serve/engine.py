@@ -23,7 +23,9 @@ decoding is checked to be exact by the tests).
 
 Events go back through the request's `emit` callback, called on the engine thread: a `Token`
 per chosen token (its text piece, which may be "" while a character or a stop string is
-unfinished, and its log-probabilities when asked for), then one `Finish`.
+unfinished, and its log-probabilities when asked for), then one `Finish`. After each phase of
+an iteration the engine calls its `listeners`: a server hands the phase's events to its event
+loop there, with one wake-up for all of them.
 """
 
 import queue
@@ -39,6 +41,7 @@ from glassformer.generate.context import Context
 from glassformer.generate.options import GenerationOptions
 from glassformer.generate.session import make_generator
 from glassformer.generate.strategies import STRATEGIES
+from glassformer.generate.strategy import Strategy
 from glassformer.generate.streaming import TextStream
 from glassformer.nn.kv_cache import KVCache
 from glassformer.serve.slots import SlotCache
@@ -86,6 +89,7 @@ class Running:
     length: int
     count: int = 0  # tokens generated
     pending: int = -1  # the last chosen token, fed at the next step
+    rule: Strategy | None = None  # the request's strategy (a TokenRule or a search)
     search: Iterator[torch.Tensor] | None = None  # a search strategy's token iterator
     stops: frozenset[int] = field(default_factory=frozenset)
 
@@ -104,6 +108,7 @@ class Engine:
         self.waiting: list[Request] = []
         self.calls: list[tuple[Callable[[], object], Future]] = []
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.listeners: list[Callable[[], None]] = []  # called after each phase (engine thread)
         self.closed = False
         self.thread = threading.Thread(target=self._loop, name="glassformer-engine", daemon=True)
         self.thread.start()
@@ -144,10 +149,12 @@ class Engine:
                     break
                 self._drop_cancelled()
                 self._admit()
+                self._notify()  # the first tokens go out before the decode step
                 if self.rows:
                     self._guard(self._decode, self.rows)
                 for run in list(self.searches):
                     self._guard(lambda run=run: self._advance(run), [run])
+                self._notify()
                 calls, self.calls = self.calls, []
                 for fn, future in calls:
                     if future.set_running_or_notify_cancel():
@@ -157,6 +164,11 @@ class Engine:
                             future.set_exception(e)
         for req in [r.req for r in self.rows + self.searches] + self.waiting:
             req.emit(Finish("cancelled", "", len(req.ids), 0))
+        self._notify()
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def _take(self, wait: bool) -> None:
         try:
@@ -191,10 +203,10 @@ class Engine:
             req = self.waiting.pop(0)
             run = self._start(req)
             try:
-                if STRATEGIES[req.opts.strategy].per_token:
+                if run.rule.per_token:
                     self._prefill(run)
                 else:
-                    run.search = STRATEGIES[req.opts.strategy].tokens(
+                    run.search = run.rule.tokens(
                         Context(self.model, run.history[:, : run.length]), req.opts, run.generator
                     )
                     self.searches.append(run)
@@ -215,6 +227,7 @@ class Engine:
             history=history,
             length=L,
             stops=frozenset(req.opts.stop_ids),
+            rule=STRATEGIES[req.opts.strategy],
         )
 
     def _prefill(self, run: Running) -> None:
@@ -236,11 +249,10 @@ class Engine:
         newest = torch.tensor([[r.pending] for r in self.rows], device=self.device)  # (n, 1)
         self.slots.reserve(1)
         logits, _ = self.model(newest, cache=self.slots, last_only=True)
-        logits = logits[:, -1].float()  # (n, V)
         ended = []
-        for i, run in enumerate(self.rows):
-            self._choose(run, logits[i : i + 1])
-            reason = self._accept(run, logits[i : i + 1])
+        for run, row in zip(self.rows, logits[:, -1].float().split(1), strict=True):  # (1, V) each
+            self._choose(run, row)
+            reason = self._accept(run, row)
             if reason:
                 ended.append((run, reason))
         for run, reason in ended:
@@ -260,9 +272,8 @@ class Engine:
 
     def _choose(self, run: Running, logits: torch.Tensor) -> None:
         """The row's next token from its logits (1, V), by its own strategy and generator."""
-        rule = STRATEGIES[run.req.opts.strategy]
         history = run.history[:, : run.length]  # (1, N)
-        run.pending = int(rule.choose(logits, history, run.req.opts, run.generator))
+        run.pending = int(run.rule.choose(logits, history, run.req.opts, run.generator))
 
     def _accept(self, run: Running, logits: torch.Tensor | None) -> str | None:
         """Record the chosen token and emit it; the finish reason if the request has ended."""

@@ -171,7 +171,7 @@ async def _generate(request, state, p, prompts, extra_stop, top, chat: bool, max
                     top_logprobs=top,
                 )
             )
-    choices = Choices(state.engine, requests)
+    choices = Choices(state.engine, state.mailbox(), requests)
     prompt_tokens = sum(len(ids) for ids in prompts)
     head = {
         "id": ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex,
@@ -215,72 +215,82 @@ def _closer(choices: Choices):
     return close
 
 
+def _event(data: dict | str) -> bytes:
+    """One server-sent event: `data: ...` and a blank line."""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return f"data: {text}\n\n".encode()
+
+
 async def _stream(
     state, choices: Choices, head: dict, chat: bool, include_usage: bool, prompt_tokens: int
 ):
-    """The SSE events: chunks of new text per choice, finish chunks, usage, [DONE]."""
+    """The SSE events: chunks of new text per choice, finish chunks, usage, [DONE].
+
+    Whatever arrived since the last send goes out as one write: per choice one chunk of its
+    new text (and log-probabilities), then the chunks of the choices that finished.
+    """
     head = head | {"object": "chat.completion.chunk" if chat else "text_completion"}
+    prefix = json.dumps(head)[:-1] + ', "choices": ['  # the part every chunk repeats
     offsets = [0] * len(choices.choices)
 
-    def chunk(index: int, text: str | None, items, finish: str | None) -> str:
+    def chunk(index: int, text: str | None, items, finish: str | None) -> bytes:
         lp = None
-        if items:
-            if chat:
-                lp = chat_logprobs(state.tokenizer, items)
-            else:
-                lp = completion_logprobs(state.tokenizer, items, offsets[index])
+        if items and chat:
+            lp = chat_logprobs(state.tokenizer, items)
+        elif items:
+            lp = completion_logprobs(state.tokenizer, items, offsets[index])
         if chat:
             delta = {} if text is None else {"content": text}
             body = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}
         else:
             body = {"index": index, "text": text or "", "logprobs": lp, "finish_reason": finish}
-        return json.dumps(head | {"choices": [body]}, ensure_ascii=False)
+        return _event(prefix + json.dumps(body, ensure_ascii=False) + "]}")
 
     try:
         if chat:
-            for c in choices.choices:
-                yield {
-                    "data": json.dumps(
-                        head
-                        | {
-                            "choices": [
-                                {
-                                    "index": c.index,
-                                    "delta": {"role": "assistant", "content": ""},
-                                    "logprobs": None,
-                                    "finish_reason": None,
-                                }
-                            ]
-                        }
-                    )
-                }
+            yield b"".join(
+                _event(
+                    head
+                    | {
+                        "choices": [
+                            {
+                                "index": c.index,
+                                "delta": {"role": "assistant", "content": ""},
+                                "logprobs": None,
+                                "finish_reason": None,
+                            }
+                        ]
+                    }
+                )
+                for c in choices.choices
+            )
         while choices.open:
-            events = await choices.next()
             texts: dict[int, list[str]] = {}
             items: dict[int, list] = {}
             finished: list[int] = []
-            for i, event in events:
+            for i, event in await choices.next():
                 texts.setdefault(i, []).append(event.text)
                 if isinstance(event, Finish):
                     finished.append(i)
                 elif event.logprob is not None:
                     items.setdefault(i, []).append((event.id, event.logprob, event.top))
+            out = []
             for i, parts in texts.items():
                 text = "".join(parts)
                 if text or items.get(i):
-                    yield {"data": chunk(i, text, items.get(i), None)}
+                    out.append(chunk(i, text, items.get(i), None))
                     offsets[i] += len(text)
             for i in finished:
                 c = choices.choices[i]
                 if c.finish.reason == "error":
                     error = APIError(500, f"the model failed on this request ({c.finish.error})")
-                    yield {"data": json.dumps(error.body())}
+                    yield b"".join(out) + _event(error.body())
                     return
-                yield {"data": chunk(i, None, None, c.finish_reason)}
+                out.append(chunk(i, None, None, c.finish_reason))
+            if out:
+                yield b"".join(out)
         if include_usage:
-            yield {
-                "data": json.dumps(head | {"choices": [], "usage": choices.usage(prompt_tokens)})
-            }
-        yield {"data": "[DONE]"}
+            yield _event(head | {"choices": [], "usage": choices.usage(prompt_tokens)})
+        yield _event("[DONE]")
     finally:
         choices.cancel()

@@ -22,9 +22,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def config(app, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+def config(
+    app, host: str, port: int, log_level: str = "info", access_log: bool = False
+) -> uvicorn.Config:
+    """uvicorn's settings; no line per request unless `access_log` (it costs CPU per request)."""
     return uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=5,
     )
 
 

@@ -1,5 +1,6 @@
 """`ServerState`: what every endpoint reads: the engine, the tokenizer, the limits, the key."""
 
+import asyncio
 import hmac
 import time
 from dataclasses import dataclass, field
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import Depends, Request
 
 from glassformer.generate.strategies import STRATEGIES
+from glassformer.serve.choices import Mailbox
 from glassformer.serve.engine import Engine
 from glassformer.serve.errors import APIError
 
@@ -20,6 +22,17 @@ class ServerState:
     max_tokens_cap: int = 1024
     max_body: int = 2 * 2**20
     created: int = field(default_factory=lambda: int(time.time()))
+    _mailbox: Mailbox | None = None
+
+    def mailbox(self) -> Mailbox:
+        """The running event loop's mailbox for events from the engine thread."""
+        loop = asyncio.get_running_loop()
+        if self._mailbox is None or self._mailbox.loop is not loop:
+            if self._mailbox is not None:
+                self.engine.listeners.remove(self._mailbox.flush)
+            self._mailbox = Mailbox(loop)
+            self.engine.listeners.append(self._mailbox.flush)
+        return self._mailbox
 
     @property
     def model(self):
