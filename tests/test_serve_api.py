@@ -17,6 +17,7 @@ from glassformer.checkpoint import save
 from glassformer.cli import main
 from glassformer.serve import BackgroundServer, create_app
 from glassformer.tokenizers import BPETokenizer
+from glassformer.tokenizers.pretrained_bpe import PretrainedBPE, pattern_for
 
 openai = pytest.importorskip("openai")
 
@@ -162,20 +163,26 @@ def test_chat_without_a_template_is_a_plain_transcript(client, tok):
     assert r.choices[0].message.role == "assistant"
 
 
-def test_chat_uses_the_models_template(model, tok):
-    template = (
-        "{% for m in messages %}<|endoftext|>{{ m.role }}\n{{ m.content }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<|endoftext|>assistant\n{% endif %}"
-    )
-    templated = BPETokenizer.train(TEXT, 300)
-    templated.chat_template = template  # what a pretrained vocabulary carries (PretrainedBPE)
-    with BackgroundServer(create_app(model, templated, "tiny")) as url:
+def test_chat_uses_the_models_template():
+    """A pretrained vocabulary's template (ChatML here, as SmolLM2's), its specials encoded."""
+    tokens = [chr(i) for i in range(33, 127)] + ["Ġ", "Ċ", "<|im_start|>", "<|im_end|>"]
+    chatml = PretrainedBPE.from_byte_level(
+        tokens, [1] * 96 + [3, 3], [], pattern_for("gpt2"), eos_id=97,
+        chat_template=(
+            "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+            "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+        ),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=98, block_size=64, n_layer=1, n_head=2, n_embd=16)).eval()
+    with BackgroundServer(create_app(model, chatml, "tiny")) as url:
         c = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
         r = c.chat.completions.create(
             model="tiny", messages=[{"role": "user", "content": "Speak."}], max_tokens=3
         )
-    rendered = "<|endoftext|>user\nSpeak.\n<|endoftext|>assistant\n"
-    assert r.usage.prompt_tokens == len(templated.encode(rendered, allowed_special="all"))
+    rendered = "<|im_start|>user\nSpeak.<|im_end|>\n<|im_start|>assistant\n"
+    ids = chatml.encode(rendered, "all")
+    assert r.usage.prompt_tokens == len(ids) == 25 and ids.count(96) == 2  # two <|im_start|>
 
 
 def test_token_id_prompts_and_several_prompts(client, tok):

@@ -1,8 +1,9 @@
 """Chat messages -> the prompt the model continues.
 
-A model whose tokenizer carries a chat template (SmolLM2: ChatML, read from its GGUF file) gets
-that template, rendered in Jinja's sandbox by tokenizers/chat_template.py; its special tokens
-(`<|im_start|>`) are encoded as such, and the model ends its turn with its end-of-sequence id.
+A model whose vocabulary carries a chat template (a `PretrainedBPE`: SmolLM2's ChatML, read
+from its GGUF file) gets that template, rendered in Jinja's sandbox by
+tokenizers/chat_template.py; its special tokens (`<|im_start|>`) are encoded as such, and the
+model ends its turn with its end-of-sequence id.
 
 A model without a template (our own GPTs, trained on plain text) gets a plain transcript, one
 line per message, and the opening of the assistant's line:
@@ -18,6 +19,7 @@ model does not write the user's next line for them.
 from glassformer.generate.session import encode_prompt
 from glassformer.serve.errors import APIError
 from glassformer.tokenizers.chat_template import render_chat
+from glassformer.tokenizers.pretrained_bpe import PretrainedBPE
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 FALLBACK_STOP = ["\nuser:", "\nsystem:"]
@@ -46,10 +48,13 @@ def message_texts(messages) -> list[dict[str, str]]:
 
 
 def chat_prompt(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
-    """(prompt ids, stop strings the reply also ends at) for checked `messages`."""
-    template = getattr(tokenizer, "chat_template", None)  # only pretrained vocabularies have one
-    if template:
-        text = render_chat(template, messages, add_generation_prompt=True)
-        return tokenizer.encode(text, allowed_special="all"), []
+    """(prompt ids, stop strings the reply also ends at) for checked `messages`.
+
+    The template is rendered as `glassformer chat` renders it (generate/conversation.py):
+    with the vocabulary's `bos_token` / `eos_token` names."""
+    if isinstance(tokenizer, PretrainedBPE) and tokenizer.chat_template:
+        names = tokenizer.template_tokens()
+        text = render_chat(tokenizer.chat_template, messages, add_generation_prompt=True, **names)
+        return tokenizer.encode(text, "all"), []
     text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
     return encode_prompt(tokenizer, text), FALLBACK_STOP
