@@ -12,6 +12,7 @@ Ctrl-C ends with status 130.
 
 import argparse
 import sys
+from importlib.metadata import version
 
 from glassformer.errors import UserError
 
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="glassformer",
         description="A transformer workbench: build, train, generate from and look inside "
         "transformers.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"glassformer {version('glassformer')}"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parser.verbs = sub

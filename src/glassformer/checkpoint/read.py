@@ -105,6 +105,7 @@ def load(
 
     `family` (e.g. "gpt" for a command that generates text) refuses a folder of another one.
     """
+    model: nn.Module
     gguf = gguf_file(path)  # a .gguf file, or a short name such as "smollm2"
     if gguf is not None:
         model, tokenizer = load_gguf(gguf)

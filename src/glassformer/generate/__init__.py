@@ -9,26 +9,12 @@
     session.py      Session: a conversation, turn by turn (generate, stream, chat, serve)
     api.py          generate / stream (text), generate_tokens (ids)
 
-This package is itself callable: `glassformer.generate(model, tokenizer, prompt, ...)` is
-`glassformer.generate.api.generate`, while `glassformer.generate.beam` and friends stay
-importable as modules.
+`glassformer.generate(model, tokenizer, prompt, ...)` is the function of api.py (the top
+package binds the name to it); this package and its modules stay importable by their paths.
 """
-
-import inspect
-import sys
-import types
 
 from glassformer.generate.api import generate, generate_tokens, stream
 from glassformer.generate.options import GenerationOptions
 from glassformer.generate.session import Session
 
 __all__ = ["GenerationOptions", "Session", "generate", "generate_tokens", "stream"]
-
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        return generate(*args, **kwargs)
-
-
-__signature__ = inspect.signature(generate)
-sys.modules[__name__].__class__ = _CallableModule

@@ -14,6 +14,7 @@ at a stop string (`stop=["\\n\\n"]`, cut before it). Options are those of
 """
 
 from collections.abc import Iterator, Sequence
+from typing import Any, Literal, overload
 
 import torch
 
@@ -29,6 +30,7 @@ from glassformer.generate.session import (
 )
 from glassformer.generate.strategies import STRATEGIES
 from glassformer.generate.streaming import TextStream
+from glassformer.tokenizers.protocol import Tokenizer
 
 
 def left_padding(attention_mask: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
@@ -112,12 +114,12 @@ def _stack_left_padded(rows, idx, pad, opts) -> torch.Tensor:
 
 def stream(
     model: torch.nn.Module,
-    tokenizer,
+    tokenizer: Tokenizer,
     prompt: str,
     max_new_tokens: int = 64,
     strategy: str = "greedy",
     stop: Sequence[str] = (),
-    **options,
+    **options: Any,
 ) -> Iterator[str]:
     """Yield the continuation of `prompt` piece by piece, as the tokens are chosen.
 
@@ -130,14 +132,48 @@ def stream(
     return session.stream(stop)
 
 
+@overload
 def generate(
     model: torch.nn.Module,
-    tokenizer,
+    tokenizer: Tokenizer,
+    prompt: str,
+    max_new_tokens: int = 64,
+    strategy: str = "greedy",
+    stop: Sequence[str] = (),
+    *,
+    num_return_sequences: Literal[1] = 1,
+    **options: Any,
+) -> str: ...
+@overload
+def generate(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    prompt: str,
+    max_new_tokens: int = 64,
+    strategy: str = "greedy",
+    stop: Sequence[str] = (),
+    *,
+    num_return_sequences: int,
+    **options: Any,
+) -> list[str]: ...
+@overload
+def generate(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    prompt: list[str] | tuple[str, ...],
+    max_new_tokens: int = 64,
+    strategy: str = "greedy",
+    stop: Sequence[str] = (),
+    **options: Any,
+) -> list[str]: ...
+def generate(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
     prompt: str | Sequence[str],
     max_new_tokens: int = 64,
     strategy: str = "greedy",
     stop: Sequence[str] = (),
-    **options,
+    **options: Any,
 ) -> str | list[str]:
     """The continuation of `prompt` (a str), or of each prompt of a list (a batch).
 
@@ -170,7 +206,9 @@ def generate(
     return [_text(tokenizer, row, opts, stop) for row in out.tolist()]
 
 
-def _text(tokenizer, row: list[int], opts: GenerationOptions, stop: Sequence[str]) -> str:
+def _text(
+    tokenizer: Tokenizer, row: list[int], opts: GenerationOptions, stop: Sequence[str]
+) -> str:
     """Generated ids -> text, cut at the first stop id and the first stop string."""
     if opts.stop_ids:
         row = row[: next((i for i, t in enumerate(row) if t in opts.stop_ids), len(row))]

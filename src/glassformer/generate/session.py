@@ -32,8 +32,9 @@ is a loop of turns.
 
 import copy
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
+from typing import Any
 
 import torch
 
@@ -42,6 +43,7 @@ from glassformer.generate.context import Context
 from glassformer.generate.options import GenerationOptions
 from glassformer.generate.strategies import STRATEGIES
 from glassformer.generate.streaming import TextStream
+from glassformer.tokenizers.protocol import Tokenizer
 
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
@@ -99,7 +101,7 @@ class Session:
     default the tokenizer's end-of-text token stops a reply.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, **options):
+    def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, **options: Any):
         self.model, self.tokenizer = model, tokenizer
         self.opts = text_options(tokenizer, **options)
         self.strategy = STRATEGIES[self.opts.strategy]
@@ -113,7 +115,8 @@ class Session:
     @property
     def overflowed(self) -> bool:
         """Is the conversation longer than the model's context (the oldest tokens unseen)?"""
-        return len(self.ids) > self.model.config.block_size
+        config: Any = self.model.config  # nn.Module types an attribute as Tensor | Module
+        return len(self.ids) > config.block_size
 
     def feed(self, text: str) -> list[int]:
         """Add `text` to the conversation (run at the next reply); its ids.
@@ -130,7 +133,7 @@ class Session:
         if self.ctx is not None and ids:
             self.ctx.append(torch.tensor([list(ids)], device=self.device))  # (1, T)
 
-    def tokens(self) -> Iterator[int]:
+    def tokens(self) -> Generator[int, None, None]:
         """The reply's ids, one at a time, up to a stop id (not yielded) or max_new_tokens."""
         if not self.ids:
             raise UserError("nothing to continue: feed the session a prompt first")

@@ -12,6 +12,7 @@ A new family is one line in `FAMILIES` (its model class takes its config, and th
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -27,7 +28,7 @@ from glassformer.models.seq2seq import Seq2Seq, Seq2SeqConfig
 class Family:
     name: str
     model_class: type[nn.Module]
-    config_class: type
+    config_class: type[Any]  # a dataclass with to_dict() / from_dict()
 
 
 FAMILIES: dict[str, Family] = {
