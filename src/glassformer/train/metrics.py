@@ -1,16 +1,22 @@
-"""Training records: `metrics.jsonl` (one JSON object per logged step) and a loss-curve PNG."""
+"""Training records: `metrics.jsonl` (one JSON object per logged step), the same records to
+the `--log` backends (loggers.py), and a loss-curve PNG."""
 
 import json
 from pathlib import Path
 
 from glassformer.core.files import atomic_write
+from glassformer.train.loggers import Logger
 
 
 class MetricsLog:
-    """Appends one JSON line per record; on resume, drops records past the checkpoint's step."""
+    """Appends one JSON line per record (and hands it to `loggers`); on resume, drops records
+    past the checkpoint's step."""
 
-    def __init__(self, path: Path, resume_step: int | None = None):
+    def __init__(
+        self, path: Path, resume_step: int | None = None, loggers: list[Logger] | None = None
+    ):
         self.path = Path(path)
+        self.loggers = loggers or []
         if resume_step is None:
             self.path.unlink(missing_ok=True)
         elif self.path.exists():
@@ -22,9 +28,13 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+        for logger in self.loggers:
+            logger.write(record)
 
     def close(self) -> None:
         self._file.close()
+        for logger in self.loggers:
+            logger.close()
 
 
 def read_metrics(path: Path) -> list[dict]:
