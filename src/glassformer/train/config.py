@@ -7,7 +7,7 @@ as `--model.n_layer 6` or `--train.lr 3e-4`, and `--help` lists every field with
 
 from dataclasses import asdict, dataclass, field, fields
 
-from glassformer.core.fields import check_choices, option
+from glassformer.core.fields import check_fields, option
 from glassformer.models.config import GPTConfig
 from glassformer.models.lstm import LSTMConfig
 from glassformer.models.registry import FAMILIES
@@ -15,39 +15,58 @@ from glassformer.models.registry import FAMILIES
 
 @dataclass
 class TrainConfig:
-    batch_size: int = option(12, "sequences per micro-batch (per process)")
-    grad_accum: int = option(1, "micro-batches accumulated into one optimizer step (in total)")
-    max_steps: int = option(2000, "optimizer steps; also the length of the LR schedule")
+    batch_size: int = option(12, "sequences per micro-batch (per process)", range="[1, inf)")
+    grad_accum: int = option(
+        1, "micro-batches accumulated into one optimizer step (in total)", range="[1, inf)"
+    )
+    max_steps: int = option(
+        2000, "optimizer steps; also the length of the LR schedule", range="[1, inf)"
+    )
     time_budget: float = option(
         0.0,
         "stop after this many seconds (0: no limit); the LR schedule "
         "then ends at whichever of max_steps or the budget comes first",
+        range="[0, inf)",
     )
-    lr: float = option(1e-3, "peak learning rate")
-    min_lr: float = option(1e-4, "learning rate at the end of the decay")
-    warmup_steps: int = option(100, "steps of linear warmup from 0 to lr")
+    lr: float = option(1e-3, "peak learning rate", range="(0, inf)")
+    min_lr: float = option(1e-4, "learning rate at the end of the decay", range="[0, inf)")
+    warmup_steps: int = option(100, "steps of linear warmup from 0 to lr", range="[0, inf)")
     schedule: str = option(
         "cosine",
         "after warmup: cosine decay to min_lr, warmup-stable-decay (flat, then linear decay "
         "over the last decay_frac of training), or constant",
         ("cosine", "wsd", "constant"),
     )
-    decay_frac: float = option(0.2, "fraction of training spent decaying in the wsd schedule")
+    decay_frac: float = option(
+        0.2, "fraction of training spent decaying in the wsd schedule", range="[0, 1]"
+    )
     optimizer: str = option(
         "adamw",
         "adamw for every parameter, or muon: Muon for the hidden weight matrices (at muon_lr, "
         "no weight decay) and AdamW for embeddings, head, gains and biases (at lr)",
         ("adamw", "muon"),
     )
-    muon_lr: float = option(0.02, "Muon's peak learning rate (follows the same schedule as lr)")
-    muon_momentum: float = option(0.95, "Muon's (Nesterov) momentum")
-    weight_decay: float = option(0.1, "AdamW weight decay on matrices (not on biases or norms)")
-    beta1: float = option(0.9, "AdamW beta1")
-    beta2: float = option(0.99, "AdamW beta2")
-    grad_clip: float = option(1.0, "clip the global gradient norm to this (0: no clipping)")
-    eval_interval: int = option(250, "evaluate (and checkpoint) every this many steps")
-    eval_iters: int = option(20, "batches per split in each evaluation")
-    seed: int = option(1337, "seed for initialisation, batches, dropout and the final sample")
+    muon_lr: float = option(
+        0.02, "Muon's peak learning rate (follows the same schedule as lr)", range="(0, inf)"
+    )
+    muon_momentum: float = option(0.95, "Muon's (Nesterov) momentum", range="[0, 1)")
+    weight_decay: float = option(
+        0.1, "AdamW weight decay on matrices (not on biases or norms)", range="[0, inf)"
+    )
+    beta1: float = option(0.9, "AdamW beta1", range="[0, 1)")
+    beta2: float = option(0.99, "AdamW beta2", range="[0, 1)")
+    grad_clip: float = option(
+        1.0, "clip the global gradient norm to this (0: no clipping)", range="[0, inf)"
+    )
+    eval_interval: int = option(
+        250, "evaluate (and checkpoint) every this many steps", range="[1, inf)"
+    )
+    eval_iters: int = option(20, "batches per split in each evaluation", range="[1, inf)")
+    seed: int = option(
+        1337,
+        "seed for initialisation, batches, dropout and the final sample",
+        range="[0, 18446744073709551615]",
+    )
     device: str = option(
         "auto", "auto picks cuda, then mps, then cpu", ("auto", "cpu", "cuda", "mps")
     )
@@ -58,17 +77,12 @@ class TrainConfig:
         ("auto", "fp32", "bf16"),
     )
     compile: bool = option(False, "run the model through torch.compile")
-    sample_tokens: int = option(300, "tokens to sample at the end of training (0: none)")
+    sample_tokens: int = option(
+        300, "tokens to sample at the end of training (0: none)", range="[0, inf)"
+    )
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_iters"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"train.{name} must be a positive integer")
-        if self.time_budget < 0:
-            raise ValueError("train.time_budget must be >= 0 seconds")
-        if not self.lr > 0:
-            raise ValueError("train.lr must be > 0")
-        check_choices(self, "train")
+        check_fields(self, "train")  # types, finiteness, choices and the ranges above
 
 
 @dataclass
@@ -78,14 +92,15 @@ class DataConfig:
         "a .txt file or a folder of .txt files ('' : Python's own docs, embedded in every CPython)",
     )
     tokenizer: str = option("char", "char, bpe (trained on the corpus), or a tokenizer file's path")
-    vocab_size: int = option(512, "vocabulary size when training a BPE tokenizer")
-    val_fraction: float = option(0.1, "the last fraction of the corpus held out for validation")
+    vocab_size: int = option(
+        512, "vocabulary size when training a BPE tokenizer", range="[257, inf)"
+    )
+    val_fraction: float = option(
+        0.1, "the last fraction of the corpus held out for validation", range="(0, 1)"
+    )
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError("data.val_fraction must be between 0 and 1")
-        if self.vocab_size < 257:
-            raise ValueError("data.vocab_size must be at least 257 (256 bytes + <|endoftext|>)")
+        check_fields(self, "data")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from glassformer.core.checked_paths import check_input_file
 from glassformer.errors import UserError
 
 SUFFIXES = (".txt", ".jsonl", ".parquet")  # what a folder contributes
@@ -33,7 +34,7 @@ def embedded_corpus() -> str:
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+    data = check_input_file(path, "--data").read_bytes()  # a FIFO or a device is never opened
     if b"\x00" in data:
         raise UserError(f"{path} looks like a binary file, not text; pass a UTF-8 .txt file")
     try:

@@ -136,8 +136,10 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.step, self.elapsed, self.tokens_per_s = 0, 0.0, 0.0
         self.evaluation: dict = {}  # the numbers of the last evaluate()
+        self.saved_step: int | None = None  # the step of the last checkpoint
         if state is not None:
             self.load_state_dict(state)
+            self.saved_step = self.step
         self.forward = self.model
         if self.dist.enabled:
             self.forward = DistributedDataParallel(self.model)
@@ -189,6 +191,7 @@ class Trainer:
         old = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
         try:
             self.save(self.state_dict())
+            self.saved_step = self.step
         finally:
             signal.signal(signal.SIGINT, old)
         if held and callable(old):
@@ -219,6 +222,24 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self._tokens_per_step = batch_all[0].numel()  # all processes, all micro-batches
         return self.dist.mean(total / self.local_accum).item()
+
+    # -- the divergence guard -----------------------------------------------------------------
+
+    def _weights_finite(self) -> bool:
+        """One reduction over all parameters (a NaN or infinity anywhere makes the norm one)."""
+        params = [p.detach() for p in self.model.parameters()]
+        return bool(torch.isfinite(torch.nn.utils.get_total_norm(params)))
+
+    def _diverged(self, what: str) -> UserError:
+        """Stop the run in one sentence; the last checkpoint (written before) stays as it was."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        kept = "no checkpoint was written"
+        if self.saved_step is not None:
+            kept = f"the checkpoint of step {self.saved_step} in {self.out_dir} is left as it was"
+        return UserError(
+            f"training diverged at step {self.step}: {what} (learning rate {lr:.3g}); {kept}; "
+            "lower --train.lr or raise --train.warmup_steps"
+        )
 
     def _out_of_time(self) -> bool:
         return bool(self.cfg.time_budget and self.elapsed >= self.cfg.time_budget)
@@ -254,10 +275,9 @@ class Trainer:
                 self.elapsed += dt
                 self.step += 1
                 if not math.isfinite(loss):
-                    raise UserError(
-                        f"the loss became {loss} at step {self.step}: training diverged; "
-                        "lower --train.lr or raise --train.warmup_steps"
-                    )
+                    raise self._diverged(f"the training loss became {loss}")
+                if not self._weights_finite():
+                    raise self._diverged("the update made weights NaN or infinite")
                 tokens += self._tokens_per_step
                 self.tokens_per_s = tokens / train_time
                 record = {
@@ -297,6 +317,9 @@ class Trainer:
         self.model.eval()
         self.evaluation = self.evaluate() if self.evaluate is not None else {}
         self.model.train()
+        for name, value in self.evaluation.items():  # never save a diverged model
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self._diverged(f"the evaluation's {name} became {value}")
         record.update(self.evaluation)
         self.save_checkpoint()
         self.dist.barrier()
