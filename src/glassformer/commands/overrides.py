@@ -35,7 +35,8 @@ def add_config_flags(parser: argparse.ArgumentParser, config) -> None:
                 metavar="{" + ",".join(choices) + "}"
                 if choices
                 else names.get(type(f.default), "TEXT"),
-                help=f"{f.metadata.get('help', '')} (built-in default: {f.default!r})",
+                help=f"{f.metadata.get('help', '')} (built-in default: {f.default!r}"
+                + (f"; range {f.metadata['range']})" if f.metadata.get("range") else ")"),
             )
 
 
