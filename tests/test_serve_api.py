@@ -266,14 +266,24 @@ def test_chat_bad_messages(server):
     assert r.status_code == 404 and "error" in r.json()
 
 
-def test_a_client_that_disconnects_frees_its_row(model, tok):
-    """max_batch 1: the next request can only run once the departed client's row is free."""
-    with BackgroundServer(
-        create_app(model, tok, "tiny", max_batch=1, max_tokens_cap=10_000)
-    ) as url:
-        engine_busy = {"prompt": "All", "max_tokens": 10_000, "temperature": 0, "stream": True}
+def test_a_client_that_disconnects_frees_its_row(tok):
+    """max_batch 1: the next request can only run once the departed client's row is free (the
+    model has rotary positions and a long context: its requests would run for minutes)."""
+    torch.manual_seed(0)
+    cfg = GPTConfig(
+        vocab_size=tok.vocab_size, block_size=10**6, n_layer=1, n_head=2, n_embd=16,
+        pos_emb="rotary",
+    )  # fmt: skip
+    app = create_app(GPT(cfg).eval(), tok, "tiny", max_batch=1, max_tokens_cap=10**6)
+    with BackgroundServer(app) as url:
+        engine_busy = {"prompt": "All", "max_tokens": 10**6, "temperature": 0, "stream": True}
         with httpx.stream("POST", url + "/v1/completions", json=engine_busy, timeout=30) as r:
             next(r.iter_lines())  # one event, then hang up
+        start = time.perf_counter()
+        r = _post(url, {"prompt": "First", "max_tokens": 3})
+        assert r.status_code == 200 and time.perf_counter() - start < 10
+        with pytest.raises(httpx.ReadTimeout):  # not streaming: gives up waiting for the answer
+            httpx.post(url + "/v1/completions", json={**engine_busy, "stream": False}, timeout=1)
         start = time.perf_counter()
         r = _post(url, {"prompt": "First", "max_tokens": 3})
         assert r.status_code == 200 and time.perf_counter() - start < 10

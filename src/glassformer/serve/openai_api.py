@@ -30,13 +30,15 @@ Unknown parameters are ignored, as OpenAI does. Log-probabilities are those of t
 (softmax of the raw logits), before temperature and top-p.
 """
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
 from dataclasses import replace
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from glassformer.errors import UserError
@@ -52,6 +54,7 @@ from glassformer.serve.state import ServerState
 MAX_CHOICES = 64  # prompts x n in one request
 MAX_LOGPROBS = 20
 MAX_STOP = 4
+DISCONNECT_POLL = 0.5  # seconds between checks that a non-streaming client is still there
 
 
 def router(state: ServerState) -> APIRouter:
@@ -186,10 +189,16 @@ async def _generate(request, state, p, prompts, extra_stop, top, chat: bool, max
             events, sep="\n", ping=15, client_close_handler_callable=_closer(choices)
         )
     try:
+        check = time.monotonic() + DISCONNECT_POLL
         while choices.open:
-            await choices.next()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(choices.next(), timeout=DISCONNECT_POLL)
+            if time.monotonic() >= check:
+                if await request.is_disconnected():  # nobody waits for the answer
+                    return Response(status_code=499)
+                check = time.monotonic() + DISCONNECT_POLL
     finally:
-        choices.cancel()  # the client went away (the handler was cancelled): free the rows
+        choices.cancel()  # the rows of unfinished choices (client gone, or an error) are freed
     error = choices.error()
     if error:
         raise APIError(500, f"the model failed on this request ({error})")
