@@ -78,3 +78,32 @@ def test_every_family_builds_and_runs_with_every_scheme(name):
     assert logits.shape == (2, 4, 23)
     enc = Encoder(EncoderConfig(**SMALL, pos_emb=name)).eval()
     assert enc.encode(torch.randint(0, 23, (2, 6))).shape == (2, 6, 16)
+
+
+def test_sinusoidal_positions_scale_the_token_embeddings_as_the_paper():
+    for cls, family in ((GPTConfig, GPT), (EncoderConfig, Encoder)):
+        model = family(cls(**SMALL, pos_emb="sinusoidal"))
+        assert model.config.emb_scale == "auto" and model.embed_scale == 4.0  # sqrt(16)
+        # N(0, 1/16) rows times 4: unit variance, like the ±1 table they are added to
+        assert (model.tok_emb.weight * model.embed_scale).std().item() == pytest.approx(1, abs=0.15)
+        assert family(cls(**SMALL, pos_emb="learned")).embed_scale == 1.0
+        assert family(cls(**SMALL, pos_emb="sinusoidal", emb_scale="none")).embed_scale == 1.0
+        assert family(cls(**SMALL, pos_emb="rotary", emb_scale="sqrt_d")).embed_scale == 4.0
+
+
+def test_a_config_saved_before_emb_scale_keeps_its_old_numerics():
+    new = GPT(GPTConfig(**SMALL, pos_emb="sinusoidal")).eval()
+    saved = {k: v for k, v in new.config.to_dict().items() if k != "emb_scale"}
+    old = GPT(GPTConfig.from_dict(saved)).eval()  # what checkpoint.load builds from it
+    assert old.config.emb_scale == "none" and old.embed_scale == 1.0
+    old.load_state_dict(new.state_dict())
+    unscaled = GPT(GPTConfig(**SMALL, pos_emb="sinusoidal", emb_scale="none")).eval()
+    unscaled.load_state_dict(new.state_dict())
+    ids = torch.randint(0, 23, (2, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(old(ids)[0], unscaled(ids)[0])
+        assert not torch.allclose(old(ids)[0], new(ids)[0])
+    # the encoder-decoder saved the same switch as a bool
+    s2s = {k: v for k, v in Seq2SeqConfig(**SMALL).to_dict().items() if k != "emb_scale"}
+    assert Seq2SeqConfig.from_dict({**s2s, "scale_embedding": True}).embedding_scale == 4.0
+    assert Seq2SeqConfig.from_dict({**s2s, "scale_embedding": False}).emb_scale == "none"

@@ -133,6 +133,8 @@ def _check_exportable(c: EncoderConfig) -> None:
                 f"BERT has model.{field}={value!r}, this encoder has {getattr(c, field)!r}; "
                 "only BERT-shaped encoders can be exported"
             )
+    if c.embedding_scale != 1.0:
+        raise UserError("BERT adds its token embeddings unscaled; set model.emb_scale=none")
     if c.activation not in _ACT_TO_HF:
         raise UserError(f"BERT has no {c.activation!r} activation; this encoder cannot export")
 

@@ -31,6 +31,7 @@ from glassformer.interop.folder import (
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
 from glassformer.tokenizers.formats import load_gpt2_files
+from glassformer.tokenizers.hf_json import load_tokenizer_json
 
 # Hugging Face activation names <-> ours (gelu_new and gelu_pytorch_tanh are the same function)
 _ACT_FROM_HF = {
@@ -127,6 +128,8 @@ def _check_exportable(config: GPTConfig) -> None:
                 f"GPT-2 has model.{field}={value!r}, this model has "
                 f"{getattr(config, field)!r}; only GPT-2-shaped models can be exported"
             )
+    if config.embedding_scale != 1.0:
+        raise UserError("GPT-2 adds its token embeddings unscaled; set model.emb_scale=none")
     if config.activation not in _ACT_TO_HF:
         raise UserError(f"GPT-2 has no {config.activation!r} activation; this model cannot export")
 
@@ -186,7 +189,8 @@ def is_hf_folder(path: Path) -> bool:
 
 
 def load_gpt2_folder(path: str | Path):
-    """`model, tokenizer` from a Hugging Face GPT-2 folder: weights + vocab.json/merges.txt.
+    """`model, tokenizer` from a Hugging Face GPT-2 folder: weights + vocab.json/merges.txt,
+    or tokenizer.json alone (also the char vocabulary of a glassformer export).
 
     This is what lets `glassformer generate --model PATH` run real GPT-2 weights.
     """
@@ -198,9 +202,14 @@ def load_gpt2_folder(path: str | Path):
             "glassformer.load reads GPT-2 folders (interop.from_hf reads the model alone)"
         )
     model = gpt2_from_hf(hf, read_hf_weights(path), path).eval()
-    if not (path / "vocab.json").is_file() or not (path / "merges.txt").is_file():
-        raise UserError(
-            f"{path} has no vocab.json and merges.txt; copy GPT-2's tokenizer files beside "
-            "its config.json"
+    if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+        return model, load_gpt2_files(path / "vocab.json", path / "merges.txt")
+    if (path / "tokenizer.json").is_file():  # transformers 5 writes this file alone
+        eos = hf.get("eos_token_id")
+        return model, load_tokenizer_json(
+            path / "tokenizer.json", eos, None, hf.get("bos_token_id")
         )
-    return model, load_gpt2_files(path / "vocab.json", path / "merges.txt")
+    raise UserError(
+        f"{path} has no tokenizer.json (nor vocab.json and merges.txt); copy the model's "
+        "tokenizer files beside its config.json"
+    )

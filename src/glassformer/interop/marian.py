@@ -17,7 +17,7 @@
 
 Marian's positions are the sinusoidal table with all sines first, then all cosines
 (`sinusoid_layout="halves"`); they are computed, not stored. Token embeddings are scaled by
-sqrt(d_model) when `scale_embedding` is set (the released opus-mt models do).
+sqrt(d_model) when `scale_embedding` is set (our `emb_scale`) (the released opus-mt models do).
 """
 
 from pathlib import Path
@@ -99,7 +99,7 @@ def marian_config(hf: dict, source) -> Seq2SeqConfig:
         dropout=0.0,
         pos_emb="sinusoidal",
         sinusoid_layout="halves",
-        scale_embedding=bool(hf.get("scale_embedding", False)),
+        emb_scale="sqrt_d" if hf.get("scale_embedding", False) else "none",
         norm_position="post",
         norm_eps=1e-5,
         activation=_ACT_FROM_HF[act],
@@ -165,7 +165,7 @@ def marian_to_hf(model: Seq2Seq) -> tuple[dict, dict[str, torch.Tensor]]:
         "decoder_ffn_dim": ffn,
         "activation_function": _ACT_TO_HF[c.activation],
         "max_position_embeddings": c.block_size,
-        "scale_embedding": c.scale_embedding,
+        "scale_embedding": c.embedding_scale != 1.0,
         "dropout": 0.0,
         "attention_dropout": 0.0,
         "activation_dropout": 0.0,

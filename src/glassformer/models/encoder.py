@@ -100,6 +100,7 @@ class Encoder(nn.Module):
         self.config = config
         C = config.n_embd
         self.tok_emb = TokenEmbedding(config.vocab_size, C)
+        self.embed_scale = config.embedding_scale  # sqrt(C) beside a sinusoidal table, else 1
         self.positions = POSITIONS[config.pos_emb]  # nn/positions.py
         self.pos_emb = self.positions.make_embedding(config)  # added to the tokens, or None
         self.type_emb = nn.Embedding(config.type_vocab_size, C) if config.type_vocab_size else None
@@ -120,8 +121,11 @@ class Encoder(nn.Module):
         self.hook_points = name_hook_points(self)
 
     def _init_weights(self) -> None:
-        """BERT's init: N(0, 0.02) for Linear and Embedding weights, zero biases."""
+        """BERT's init: N(0, 0.02) for Linear and Embedding weights, zero biases; token
+        embeddings scaled by sqrt(C) start at N(0, 1/C) (the original transformer's)."""
         init_normal(self, std=0.02)
+        if self.embed_scale != 1.0:
+            nn.init.normal_(self.tok_emb.weight, std=self.config.n_embd**-0.5)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -139,7 +143,7 @@ class Encoder(nn.Module):
                 f"sequence of {T} tokens is longer than the encoder's {self.config.block_size}"
             )
         pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.tok_emb(idx)  # (B, T, C)
+        x = self.tok_emb(idx) * self.embed_scale  # (B, T, C)
         if self.pos_emb is not None:
             x = x + self.pos_emb(pos)  # (T, C) broadcast over B
         if self.type_emb is not None:

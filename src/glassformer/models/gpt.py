@@ -1,6 +1,7 @@
 """GPT: a decoder-only transformer language model.
 
-    ids (B, T) --token embedding (+ positions)--> residual stream (B, T, C)
+    ids (B, T) --token embedding (x sqrt(C) beside sinusoidal positions) (+ positions)-->
+        residual stream (B, T, C)
         --[Block] x n_layer--> final norm --LM head--> logits (B, T, vocab)
 
 The logits at position t score every possible next token after ids[:, :t+1]; training
@@ -37,6 +38,7 @@ class GPT(nn.Module):
         self.config = config
         C = config.n_embd
         self.tok_emb = TokenEmbedding(config.vocab_size, C)
+        self.embed_scale = config.embedding_scale  # sqrt(C) beside a sinusoidal table, else 1
         self.positions = POSITIONS[config.pos_emb]  # nn/positions.py
         self.pos_emb = self.positions.make_embedding(config)  # added to the tokens, or None
         self.drop = nn.Dropout(config.dropout)
@@ -58,8 +60,14 @@ class GPT(nn.Module):
         self.hook_points = name_hook_points(self)
 
     def _init_weights(self) -> None:
-        """GPT-2's init: N(0, 0.02), output projections scaled by 1/sqrt(2 * n_layer)."""
+        """GPT-2's init: N(0, 0.02), output projections scaled by 1/sqrt(2 * n_layer).
+
+        Token embeddings that are scaled by sqrt(C) start at N(0, 1/C), as in the original
+        transformer: after the scaling their entries have unit variance, like the table's.
+        """
         init_normal(self, std=0.02)
+        if self.embed_scale != 1.0:
+            nn.init.normal_(self.tok_emb.weight, std=self.config.n_embd**-0.5)
         for block in self.blocks:
             for proj in (block.attn.proj, block.mlp.proj):
                 if self.config.zero_init_proj:
@@ -100,7 +108,7 @@ class GPT(nn.Module):
                 f"sequence of {int(pos.max()) + 1} tokens is longer than the context "
                 f"({self.config.block_size}); crop it to the last {self.config.block_size}"
             )
-        x = self.hook_embed(self.tok_emb(idx))  # (B, T, C)
+        x = self.hook_embed(self.tok_emb(idx) * self.embed_scale)  # (B, T, C)
         if self.pos_emb is not None:
             x = x + self.hook_pos_embed(self.pos_emb(pos))  # (T, C) or (B, T, C)
         x = self.drop(x)

@@ -24,8 +24,8 @@ norm after each stack, as `torch.nn.Transformer(norm_first=True)`).
     torch.Size([1, 3, 20])
 """
 
-import math
 from dataclasses import dataclass, replace
+from typing import Self
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,12 @@ class Seq2SeqConfig(TransformerConfig):
     n_layer: int = option(2, "encoder blocks")
     n_dec_layer: int = option(2, "decoder blocks")
     pos_emb: str = option("sinusoidal", "position signal", tuple(POSITIONS))
-    scale_embedding: bool = option(True, "multiply token embeddings by sqrt(n_embd)")
+    emb_scale: str = option(
+        "sqrt_d",
+        "multiply token embeddings by sqrt(n_embd) (the paper, Marian): auto = with "
+        "sinusoidal positions only",
+        ("auto", "sqrt_d", "none"),
+    )
     norm_position: str = option(
         "post", "post-norm (the paper, Marian) or pre-norm (+ a final norm)", ("pre", "post")
     )
@@ -61,6 +66,13 @@ class Seq2SeqConfig(TransformerConfig):
     pad_id: int = option(0, "padding id (source and target)")
     bos_id: int = option(1, "the id that starts every target (decoder start token)")
     eos_id: int = option(2, "the id that ends a target")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Self:
+        if "scale_embedding" in d:  # config.json before emb_scale: the same switch as a bool
+            d = dict(d)
+            d["emb_scale"] = "sqrt_d" if d.pop("scale_embedding") else "none"
+        return super().from_dict(d)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -76,7 +88,7 @@ class Seq2Seq(nn.Module):
         self.config = config
         C = config.n_embd
         self.tok_emb = TokenEmbedding(config.vocab_size, C)  # shared by source and target
-        self.embed_scale = math.sqrt(C) if config.scale_embedding else 1.0
+        self.embed_scale = config.embedding_scale
         self.positions = POSITIONS[config.pos_emb]  # nn/positions.py
         self.pos_emb = self.positions.make_embedding(config)  # added to the tokens, or None
         self.drop = nn.Dropout(config.dropout)

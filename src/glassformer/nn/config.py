@@ -10,6 +10,7 @@ is what `glassformer train --help` prints for `--model.FIELD`.
     (64, 3)
 """
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Self
 
@@ -37,6 +38,12 @@ class TransformerConfig:
         "learned",
         "position signal: learned table, fixed sinusoidal table, rotary q/k rotation, or none",
         tuple(POSITIONS),
+    )
+    emb_scale: str = option(
+        "auto",
+        "multiply token embeddings by sqrt(n_embd), as the original transformer does, so a "
+        "fixed ±1 sinusoidal table does not drown them: auto = with sinusoidal positions only",
+        ("auto", "sqrt_d", "none"),
     )
     rope_theta: float = option(10000.0, "rotary base frequency")
     sinusoid_layout: str = option(
@@ -94,6 +101,19 @@ class TransformerConfig:
         return self.n_embd // self.n_head
 
     @property
+    def embedding_scale(self) -> float:
+        """The factor on token embeddings: sqrt(n_embd), or 1.
+
+        >>> TransformerConfig(n_embd=64, pos_emb="sinusoidal").embedding_scale
+        8.0
+        >>> TransformerConfig(n_embd=64, pos_emb="learned").embedding_scale
+        1.0
+        """
+        sinusoidal = self.pos_emb == "sinusoidal"
+        on = self.emb_scale == "sqrt_d" or (self.emb_scale == "auto" and sinusoidal)
+        return math.sqrt(self.n_embd) if on else 1.0
+
+    @property
     def kv_heads(self) -> int:
         """Key/value heads: n_kv_head, or n_head (plain multi-head attention) when it is 0."""
         return self.n_kv_head or self.n_head
@@ -103,6 +123,8 @@ class TransformerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> Self:
+        # a config.json written before emb_scale existed: its model trained unscaled
+        d = {"emb_scale": "none", **d}
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
