@@ -3,6 +3,7 @@ and the CLI's answers to mistakes."""
 
 import json
 import math
+import re
 import shutil
 
 import pytest
@@ -209,3 +210,112 @@ def test_docs_page_is_built_from_the_result_folders(tmp_path, small_corpus):
     assert (out / "report.md").read_text().rstrip() == report
     png = (tmp_path / "docs" / "experiments" / "mask.png").read_bytes()
     assert png == (tmp_path / "runs" / "mask" / "curves.png").read_bytes()
+
+
+VERDICT = re.compile(
+    r"^- (?P<a>.+) against (?P<b>.+): (?P<d>[+-]\d+\.\d+) ± \S+ nats: "
+    r"(?:measurably (?P<word>better|worse)|within the seed-to-seed noise)"
+)
+OFFSETS = (0.0, 0.3, -0.2, 0.004, 0.48, -0.05)  # worse, better and within noise of the first
+
+
+def synthetic_results(name: str) -> dict:
+    """A results.json for experiment `name` whose numbers are known: variant i's loss is
+    2 + OFFSETS[i] (± 0.01 by seed), under a time budget in which later variants took fewer
+    steps; every extra number a conclusion reads is filled in."""
+    exp = get_experiment(name)
+    variants = {}
+    for i, v in enumerate(exp.variants):
+        runs = []
+        for seed in range(3):
+            loss = 2.0 + OFFSETS[i % len(OFFSETS)] + 0.01 * (seed - 1) * (1 + i % 2)
+            extra = {k: 0.5 + 0.1 * i for k in ("shuffle_gap", "loss_in_order", "grad_norm")}
+            extra |= {"pos_over_token_norm": 1.0, "loss_shuffled": 3.0, "attn_entropy": 2.0 - i}
+            extra |= {"attn_saturated": 0.1 * i, "grad_norm_qkv": 1.0 + i, "generation_loss": 3.0}
+            curve = [{"step": 100, "elapsed_s": 5.0, "val_loss": loss, "train_loss": loss}]
+            runs.append(
+                {"seed": seed, "params": 1000, "steps": 400 - 50 * i, "train_time_s": 10.0}
+                | {"final_val_loss": loss, "diverged": None, "curve": curve, "sample": "ab"}
+                | extra
+                | {"attn_entropy_uniform": 3.0}
+            )
+        variants[v.name] = {
+            "params": 1000,
+            "runs": runs,
+            "summary": summarize([r["final_val_loss"] for r in runs]),
+        }
+    rows = [{"seq_len": 64, "transformer_s": 0.01, "lstm_s": 0.02}]
+    return {
+        "variants": variants,
+        "budget": {"seconds": 100.0},
+        "seeds": 3,
+        "base_config": base_config().to_dict(),
+        "extra": {"threads": 1, "step_time_vs_seq_len": rows},
+    }
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_written_conclusion_agrees_with_the_numbers(name):
+    results = synthetic_results(name)
+    vs = results["variants"]
+    lines = get_experiment(name).conclude(results)
+    checked = 0
+    for line in lines:
+        if m := VERDICT.match(line):  # every verdict: the sign and the word from compare()
+            diff, _, real = compare(vs[m["a"]], vs[m["b"]])
+            assert float(m["d"]) == pytest.approx(diff, abs=1e-3), line
+            assert m["word"] == (("worse" if diff > 0 else "better") if real else None), line
+            checked += 1
+        if line.startswith("- in sum,"):  # the summary sorts the same way
+            ref = line.split(" than ")[1].split(":")[0]
+            for other in vs:
+                diff, _, real = compare(vs[other], vs[ref])
+                if other != ref and real:
+                    word = "worse" if diff > 0 else "better"
+                    part = line.split(f"measurably {word} than {ref}: ")[1].split(";")[0]
+                    assert other in part, (other, line)
+        assert "makes no difference" not in line
+    if name not in ("mask", "norm"):  # these two compare in tables of their own
+        assert checked, f"{name}: no verdict line found in {lines}"
+    if name != "rnn":  # unequal steps under a time budget are pointed out (rnn lists them)
+        assert any("unequal numbers of steps" in line for line in lines), name
+
+
+def test_the_heads_conclusion_says_worse_when_more_heads_measure_worse():
+    results = synthetic_results("heads")  # 2 heads +0.30, 4 heads -0.20, 8 heads +0.004
+    lines = get_experiment("heads").conclude(results)
+    assert "- 2 heads against 1 head: +0.300 ± 0.006 nats: measurably worse (> 2 SE)." in lines
+    assert any(ln.startswith("- 4 heads against 1 head: -0.200") and "better" in ln for ln in lines)
+    assert any(ln.startswith("- 8 heads against 1 head") and "noise" in ln for ln in lines)
+
+
+def test_curves_of_runs_that_stopped_at_different_steps_are_all_drawn():
+    from glassformer.experiments.report import mean_curve
+
+    def run(points):
+        return {"curve": [{"step": s, "elapsed_s": t, "val_loss": v} for s, t, v in points]}
+
+    a = run([(50, 2.0, 3.0), (100, 4.0, 2.0), (130, 5.0, 1.8)])
+    b = run([(50, 3.0, 3.2), (90, 5.0, 2.4)])  # slower: fewer steps in the same time
+    x, mean, lo, hi = mean_curve([a, b], "val_loss", "elapsed_s")
+    assert x == [3.0, 4.0, 5.0]  # the span both runs cover, on the union of their times
+    assert mean[0] == pytest.approx((2.5 + 3.2) / 2) and mean[-1] == pytest.approx(2.1)
+    assert lo[-1] == 1.8 and hi[-1] == 2.4
+    x, mean, _, _ = mean_curve([a, b], "val_loss")
+    assert x == [50, 90] and mean[-1] == pytest.approx((2.2 + 2.4) / 2)  # a: 3 - 40/50
+
+
+def test_a_rerun_replaces_its_section_of_the_page_and_keeps_the_others(tmp_path, small_corpus):
+    from glassformer.experiments.docs import build
+
+    first, again = tmp_path / "first", tmp_path / "again"
+    for name in ("mask", "heads"):
+        run_experiment(get_experiment(name), first / name, steps=1, seeds=1, data=str(small_corpus))
+    page = build(first, tmp_path / "docs").read_text()
+    run_experiment(get_experiment("mask"), again / "mask", steps=2, seeds=1, data=str(small_corpus))
+    new = build(again, tmp_path / "docs").read_text()
+    heads = page[page.index("## `heads`") : page.index("## `mask`")]
+    assert heads in new  # kept as it was
+    assert new.index("## `heads`") < new.index("## `mask`") and new.count("## `mask`") == 1
+    assert "glassformer experiment mask --steps 2" in new and "mask --steps 1" not in new
+    assert (again / "mask" / "report.md").read_text().rstrip() in new

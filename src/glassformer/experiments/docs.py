@@ -5,13 +5,18 @@
 RESULTS_ROOT holds one folder per experiment, as `glassformer experiment NAME --out
 RESULTS_ROOT/NAME` writes them. Each report.md goes into the page in the order of `NAMES`,
 each curves.png is copied to DOCS_DIR/experiments/NAME.png, and the command that reproduces
-the run is read back from its results.json.
+the run is read back from its results.json. A section of the existing page whose folder is
+not in RESULTS_ROOT is kept as it is, so one rerun experiment regenerates its section only:
+
+    glassformer experiment positions --out new/positions
+    python -m glassformer.experiments.docs new    # the positions section is replaced
 """
 
 import argparse
 import json
 import os
 import platform
+import re
 import shutil
 from pathlib import Path
 
@@ -106,10 +111,30 @@ def result_folders(root: Path) -> list[Path]:
     return folders
 
 
+def section_name(section: str) -> str | None:
+    """The folder a section of the page was built from: its plot is experiments/NAME.png."""
+    m = re.search(r"\]\(experiments/([^)/]+)\.png\)", section)
+    return m.group(1) if m else None
+
+
+def page_sections(page: str) -> dict[str, str]:
+    """The sections of a built page by folder name (each starts at a `## ` heading)."""
+    parts = re.split(r"(?m)^(?=## `)", page)[1:]
+    return {section_name(p): p.rstrip() + "\n" for p in parts if section_name(p)}
+
+
+def order_key(name: str) -> tuple[int, int, str]:
+    """NAME before NAME-SUFFIX, experiments in the order of `NAMES`."""
+    base = next((n for n in NAMES if name == n or name.startswith(n + "-")), None)
+    return (NAMES.index(base) if base else len(NAMES), name != base, name)
+
+
 def build(root: Path, docs: Path) -> Path:
-    """Write docs/experiments.md and docs/experiments/*.png from `root`/NAME[-SUFFIX] folders."""
-    sections = []
+    """Write docs/experiments.md and docs/experiments/*.png from `root`/NAME[-SUFFIX] folders,
+    keeping the existing page's sections of folders that `root` does not have."""
+    path = docs / "experiments.md"
     (docs / "experiments").mkdir(parents=True, exist_ok=True)
+    sections = page_sections(path.read_text(encoding="utf-8")) if path.exists() else {}
     for folder in result_folders(root):
         name = folder.name
         results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
@@ -119,17 +144,16 @@ def build(root: Path, docs: Path) -> Path:
             kind = "step budget" if "steps" in results["budget"] else "time budget"
             heading = f"## `{results['experiment']}`"
             report = report.replace(heading, f"{heading} ({kind})", 1)
-        sections.append(
+        sections[name] = (
             f"{report}\n\n![{name}: val loss against wall time and steps]"
             f"(experiments/{name}.png)\n\nReproduce:\n\n```sh\n"
             f"{reproduce_command(results)}\n```\n"
         )
-    missing = [n for n in NAMES if not (root / n / "results.json").exists()]
+    missing = [n for n in NAMES if n not in sections]
     text = INTRO + experiment_table() + f"\nMeasured on: {machine()}.\n\n"
     if missing:
         text += f"Not run for this page: {', '.join(missing)}.\n\n"
-    text += "\n".join(sections)
-    path = docs / "experiments.md"
+    text += "\n".join(sections[n] for n in sorted(sections, key=order_key))
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
 

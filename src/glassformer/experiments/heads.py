@@ -7,34 +7,18 @@ heads against one place with a large head.
 """
 
 from glassformer.experiments.runner import Experiment, Variant, base_config
-from glassformer.experiments.stats import compare, difference
+from glassformer.experiments.stats import budget_caveat, verdicts
 
 HEADS = (1, 2, 4, 8)
 
 
 def conclude(results: dict) -> list[str]:
     vs = results["variants"]
-    better, lines = [], []
-    for h in HEADS[1:]:
-        diff, _, real = compare(vs["1 head"], vs[f"{h} heads"])
-        if real and diff > 0:
-            better.append(f"{h} heads")
-        lines.append(difference(f"1 head minus {h} heads", vs["1 head"], vs[f"{h} heads"]))
     params = {v["params"] for v in vs.values()}
-    lines.append(f"- parameter counts: {', '.join(f'{p:,}' for p in sorted(params))} (equal).")
-    if better:
-        lines.append(
-            f"- measurably better than one head: {', '.join(better)} — by a few hundredths "
-            "of a nat at most in this setting (compare the seed-to-seed spread in the table)."
-            if max(compare(vs["1 head"], vs[b])[0] for b in better) < 0.05
-            else f"- measurably better than one head: {', '.join(better)}."
-        )
-    else:
-        lines.append(
-            "- at this scale and budget, the number of heads makes no difference beyond the "
-            "seed-to-seed spread."
-        )
-    return lines
+    counts = ", ".join(f"{p:,}" for p in sorted(params))
+    lines = verdicts(vs, "1 head")
+    lines.append(f"- parameter counts: {counts} ({'equal' if len(params) == 1 else 'unequal'}).")
+    return lines + budget_caveat(results)
 
 
 EXPERIMENT = Experiment(

@@ -10,7 +10,7 @@ alone (exactly what `generate` does), plus a sample of generated text.
 
 from glassformer.experiments.probes import fixed_batch, prefix_lengths, prefix_loss
 from glassformer.experiments.runner import Experiment, Variant, base_config
-from glassformer.experiments.stats import fmt, mean_std, over_seeds, summarize
+from glassformer.experiments.stats import budget_caveat, fmt, mean_std, over_seeds, summarize
 
 
 def measure(run) -> dict:
@@ -47,7 +47,7 @@ def conclude(results: dict) -> list[str]:
         sample = v["runs"][0].get("sample")
         if sample is not None:
             lines += ["", f"Sample from the {k} model (seed 0):", "", "```text", sample, "```"]
-    return lines
+    return lines + budget_caveat(results)
 
 
 EXPERIMENT = Experiment(

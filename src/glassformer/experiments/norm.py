@@ -9,7 +9,7 @@ recorded as a result, not an error.
 """
 
 from glassformer.experiments.runner import Experiment, Variant, base_config
-from glassformer.experiments.stats import compare, fmt, mean_std
+from glassformer.experiments.stats import budget_caveat, compare, fmt, mean_std
 
 KINDS = {
     "pre": {"model.norm_position": "pre"},
@@ -63,7 +63,7 @@ def conclude(results: dict) -> list[str]:
             f"- {kind}: {len(failed)} of {len(runs)} runs diverged"
             + (f" ({', '.join(where)})." if where else ".")
         )
-    return lines
+    return lines + budget_caveat(results)
 
 
 EXPERIMENT = Experiment(

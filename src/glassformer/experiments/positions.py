@@ -1,8 +1,9 @@
 """`positions`: what does a model lose without positional information?
 
 Four ways to tell the model where a token is: none, a learned table added to the token
-embeddings, the fixed sinusoidal table of the original transformer, and rotary embeddings
-(RoPE: q and k rotated by an angle proportional to the position).
+embeddings, the fixed sinusoidal table of the original transformer (token embeddings times
+sqrt(d) beside it, as in the paper: `model.emb_scale`), and rotary embeddings (RoPE: q and k
+rotated by an angle proportional to the position).
 
 The permutation test: take validation windows, put the tokens before the last one in random
 order, and score the prediction after the last token. Attention by itself is blind to order
@@ -19,7 +20,15 @@ import torch
 
 from glassformer.experiments.probes import fixed_batch, prefix_lengths, prefix_loss
 from glassformer.experiments.runner import Experiment, Variant, base_config
-from glassformer.experiments.stats import difference, fmt, mean_std, over_seeds
+from glassformer.experiments.stats import (
+    budget_caveat,
+    compare,
+    fmt,
+    mean_std,
+    over_seeds,
+    signed,
+    verdicts,
+)
 
 KINDS = ("none", "learned", "sinusoidal", "rotary")
 
@@ -35,7 +44,7 @@ def measure(run) -> dict:
         with torch.no_grad():
             pos = torch.arange(run.cfg.model.block_size, device=run.device)
             p_norm = model.pos_emb(pos).norm(dim=-1).mean()
-            t_norm = model.tok_emb.weight.norm(dim=-1).mean()
+            t_norm = model.tok_emb.weight.norm(dim=-1).mean() * model.embed_scale
         out["pos_over_token_norm"] = (p_norm / t_norm).item()
     return out
 
@@ -53,10 +62,12 @@ def conclude(results: dict) -> list[str]:
     none = gaps["none"]["mean"]
     for k in KINDS[1:]:
         g = gaps[k]["mean"]
-        if g > none:
+        diff, se, real = compare(vs[k], vs["none"], "shuffle_gap")
+        if real and diff > 0:
             lines.append(
-                f"- {k}: shuffling costs {fmt(g / none, 1) if none > 0 else 'far more'}× what "
-                "it costs the model without positions: this model reads word order."
+                f"- {k}: shuffling costs {signed(diff)} ± {fmt(se)} nats more than it costs the "
+                f"model without positions ({fmt(g / none, 1) + '×' if none > 0 else 'far more'}"
+                "), beyond the seed-to-seed noise: this model reads word order."
             )
         else:
             ratio = stat["pos_over_token_norm"][k]["mean"]
@@ -66,10 +77,11 @@ def conclude(results: dict) -> list[str]:
                 else ""
             )
             lines.append(
-                f"- {k}: shuffling costs no more than without positions, and its loss in "
-                f"order is {fmt(stat['loss_in_order'][k]['mean'])} against "
+                f"- {k}: shuffling costs no measurably more than without positions "
+                f"({signed(diff)} ± {fmt(se)} nats), and its loss in order is "
+                f"{fmt(stat['loss_in_order'][k]['mean'])} against "
                 f"{fmt(stat['loss_in_order']['none']['mean'])} without positions: this run "
-                f"did not learn to use the order (or the tokens before the last).{why}"
+                f"did not (yet) learn to use the order.{why}"
             )
     most = max(gaps[k]["mean"] for k in KINDS[1:])
     reading = (
@@ -82,9 +94,8 @@ def conclude(results: dict) -> list[str]:
         "model can infer some order from the mask alone (a later position sees more "
         f"tokens), but {reading}."
     )
-    for k in KINDS[1:]:
-        lines.append(difference(f"final val loss without positions minus {k}", vs["none"], vs[k]))
-    return lines
+    lines.append("Final val loss of each position scheme against none:")
+    return lines + verdicts(vs, "none") + budget_caveat(results)
 
 
 EXPERIMENT = Experiment(

@@ -2,34 +2,38 @@
 
 `exp` below is the `runner.Experiment` whose `results` are drawn and written.
 
-The plot has val loss against steps and against training wall time: each variant's mean over
-seeds as a line, the range over seeds (min to max) as a shaded band. Experiments that record
-more than the loss at each evaluation (attention entropy, gradient norms) get a panel each.
+The plot has val loss against training wall time and against steps: each variant's mean over
+seeds as a line (each run interpolated onto common points, so runs that stopped at different
+steps under a time budget are all drawn), the range over seeds (min to max) as a band.
+Experiments that record more than the loss at each evaluation (attention entropy, gradient
+norms) get a panel each.
 """
 
 import math
 from pathlib import Path
 
+import numpy as np
+
 from glassformer.core.files import atomic_write
 from glassformer.experiments.stats import compare, fmt
 
 
-def mean_curve(runs: list[dict], key: str) -> tuple[list[float], list[float], ...]:
-    """(steps, mean elapsed s, mean, min, max of `key`) at the eval steps every run reached."""
-    curves = [{r["step"]: r for r in run["curve"] if key in r} for run in runs]
-    curves = [c for c in curves if c]
+def mean_curve(runs: list[dict], key: str, x: str = "step") -> tuple[list[float], ...]:
+    """(x, mean, min, max of `key`) over the runs, against `x` ("step" or "elapsed_s").
+
+    The runs of one variant need not have evaluated at the same x (under a time budget
+    each seed stops at its own step, and no two evaluate at the same second), so each run's
+    curve is interpolated linearly onto the union of their x values, over the span every run
+    covers: from the latest first evaluation to the earliest last one.
+    """
+    curves = [[(r[x], r[key]) for r in run["curve"] if key in r] for run in runs]
+    curves = [sorted(c) for c in curves if c]
     if not curves:
-        return [], [], [], [], []
-    steps = sorted(set.intersection(*(set(c) for c in curves)))
-    cols: tuple[list, ...] = ([], [], [], [], [])
-    for s in steps:
-        vals = [c[s][key] for c in curves]
-        cols[0].append(s)
-        cols[1].append(sum(c[s]["elapsed_s"] for c in curves) / len(curves))
-        cols[2].append(sum(vals) / len(vals))
-        cols[3].append(min(vals))
-        cols[4].append(max(vals))
-    return cols
+        return [], [], [], []
+    lo, hi = max(c[0][0] for c in curves), min(c[-1][0] for c in curves)
+    grid = sorted({p for c in curves for p, _ in c if lo <= p <= hi} | {lo, hi})
+    cols = np.array([np.interp(grid, [p for p, _ in c], [v for _, v in c]) for c in curves])
+    return grid, list(cols.mean(0)), list(cols.min(0)), list(cols.max(0))
 
 
 def write_plot(exp, results: dict, path: Path) -> None:
@@ -48,12 +52,15 @@ def write_plot(exp, results: dict, path: Path) -> None:
         if any(r["diverged"] for r in v["runs"]):
             name += " (diverged)"
         for j, key in enumerate(keys):
-            steps, elapsed, mean, lo, hi = mean_curve(v["runs"], key)
-            if j == 0 and mean and math.isfinite(mean[0]):
-                firsts.append(mean[0])
-                lows.append(min(lo))
-            panels = [(axes[0], elapsed), (axes[1], steps)] if j == 0 else [(axes[j + 1], steps)]
-            for ax, x in panels:
+            if j == 0:  # val loss against wall time and against steps
+                x, mean, lo, hi = mean_curve(v["runs"], key, "elapsed_s")
+                if mean and math.isfinite(mean[0]):
+                    firsts.append(mean[0])
+                    lows.append(min(lo))
+                panels = [(axes[0], (x, mean, lo, hi)), (axes[1], mean_curve(v["runs"], key))]
+            else:
+                panels = [(axes[j + 1], mean_curve(v["runs"], key))]
+            for ax, (x, mean, lo, hi) in panels:
                 ax.plot(x, mean, color=color, lw=1.4, label=name if ax is axes[0] else None)
                 ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
     if firsts:  # a diverging run's loss of 1e11 would flatten every other curve

@@ -14,7 +14,7 @@ import time
 import torch
 
 from glassformer.experiments.runner import Experiment, Variant, base_config
-from glassformer.experiments.stats import difference
+from glassformer.experiments.stats import verdicts
 from glassformer.models.gpt import GPT
 from glassformer.models.lstm import LSTMConfig, LSTMLanguageModel
 
@@ -75,8 +75,7 @@ def conclude(results: dict) -> list[str]:
         return sum(r["train_time_s"] / max(r["steps"], 1) for r in v["runs"]) / len(v["runs"])
 
     lines = [f"- parameters: transformer {tf['params']:,}, LSTM {vs['lstm']['params']:,}."]
-    for k in ("lstm", "lstm lr 1e-2"):
-        lines.append(difference(f"final val loss, {k} minus transformer", vs[k], tf))
+    lines += verdicts(vs, "transformer", ["lstm", "lstm lr 1e-2"])
     if "seconds" in results["budget"]:
         steps = ", ".join(
             f"{k} {sum(r['steps'] for r in v['runs']) / len(v['runs']):.0f}" for k, v in vs.items()

@@ -11,7 +11,7 @@ at every evaluation.
 
 from glassformer.experiments.probes import attention_stats, grad_norms
 from glassformer.experiments.runner import Experiment, Variant, base_config
-from glassformer.experiments.stats import difference, fmt, mean_std, over_seeds
+from glassformer.experiments.stats import against, budget_caveat, fmt, mean_std, over_seeds
 
 
 def base() -> object:
@@ -39,7 +39,7 @@ def conclude(results: dict) -> list[str]:
         lines.append(f"- {what}: scaled {mean_std(a)}, unscaled {mean_std(b)}.")
     uniform = scaled["runs"][0].get("attn_entropy_uniform")
     lines.append(f"- (uniform attention over the visible keys would have entropy {fmt(uniform)}.)")
-    lines.append(difference("final val loss, unscaled minus scaled", raw, scaled))
+    lines.append(against("unscaled", raw, "scaled 1/sqrt(d_k)", scaled))
     (ea, eb), (sa, sb), (ga, gb) = m["attn_entropy"], m["attn_saturated"], m["grad_norm_qkv"]
     if eb < ea and sb > sa:
         lines.append(
@@ -54,7 +54,7 @@ def conclude(results: dict) -> list[str]:
         )
     else:
         lines.append("- the attention statistics do not show the predicted sharpening here.")
-    return lines
+    return lines + budget_caveat(results)
 
 
 EXPERIMENT = Experiment(
