@@ -88,12 +88,12 @@ def router(state: ServerState) -> APIRouter:
     @api.post("/v1/inspect")
     async def inspect(request: Request) -> dict:
         p = Params(await read_json(request, state.max_body))
-        view = p.str("view")
+        view = p.text("view")
         if view not in VIEWS:
             raise APIError(
                 400, f"view must be one of {', '.join(VIEWS)}, got {view!r}", param="view"
             )
-        text = p.str("text")
+        text = p.text("text")
         if not text:
             raise APIError(400, "text must be a non-empty string", param="text")
         job = _job(state, p, view, text)
@@ -125,7 +125,7 @@ def _job(state: ServerState, p: Params, view: str, text: str):
     if view == "tokens":
         return lambda: _tokens(tok, text)
     if view == "next_token":
-        top = p.int("top", 10, 1, 100)
+        top = p.integer("top", 10, 1, 100)
         temperature = p.number("temperature", 1.0)
         if not (temperature > 0 and math.isfinite(temperature)):
             raise APIError(
@@ -133,10 +133,10 @@ def _job(state: ServerState, p: Params, view: str, text: str):
             )
         return lambda: next_token_view(model, tok, text, top=top, temperature=temperature)
     if view == "attention":
-        layer = p.int("layer", 0, 0, c.n_layer - 1)
-        head = p.int("head", 0, 0, c.n_head - 1)
+        layer = p.integer("layer", 0, 0, c.n_layer - 1)
+        head = p.integer("head", 0, 0, c.n_head - 1)
         return lambda: attention_view(model, tok, text, layer=layer, head=head)
-    top = p.int("top", 3, 1, 10)
+    top = p.integer("top", 3, 1, 10)
     return lambda: logit_lens_view(model, tok, text, top=top)
 
 

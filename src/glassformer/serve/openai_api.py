@@ -72,15 +72,15 @@ def router(state: ServerState) -> APIRouter:
     @r.post("/v1/completions")
     async def completions(request: Request):
         p = Params(await read_json(request, state.max_body))
-        state.check_model(p.str("model"))
+        state.check_model(p.text("model"))
         prompts = _prompts(p, state)
-        top = p.int("logprobs", None, 0, MAX_LOGPROBS)
+        top = p.integer("logprobs", None, 0, MAX_LOGPROBS)
         return await _generate(request, state, p, prompts, [], top, chat=False, max_tokens=16)
 
     @r.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         p = Params(await read_json(request, state.max_body))
-        state.check_model(p.str("model"))
+        state.check_model(p.text("model"))
         messages = message_texts(p.body.get("messages"))
         try:
             ids, stop = chat_prompt(state.tokenizer, messages)
@@ -88,8 +88,8 @@ def router(state: ServerState) -> APIRouter:
             raise APIError(400, str(e), param="messages") from None
         state.check_length(len(ids), "messages")
         top = None
-        if p.bool("logprobs"):
-            top = p.int("top_logprobs", 0, 0, MAX_LOGPROBS)
+        if p.flag("logprobs"):
+            top = p.integer("top_logprobs", 0, 0, MAX_LOGPROBS)
         elif p.has("top_logprobs"):
             raise APIError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
         if p.has("max_completion_tokens") and not p.has("max_tokens"):
@@ -146,13 +146,13 @@ def _prompts(p: Params, state: ServerState) -> list[list[int]]:
 
 async def _generate(request, state, p, prompts, extra_stop, top, chat: bool, max_tokens: int):
     """Submit every choice of every prompt; the JSON response or the event stream."""
-    n = p.int("n", 1, 1, MAX_CHOICES)
+    n = p.integer("n", 1, 1, MAX_CHOICES)
     if n * len(prompts) > MAX_CHOICES:
         raise APIError(400, f"prompts x n must be at most {MAX_CHOICES}", param="n")
-    max_tokens = p.int("max_tokens", max_tokens, None, state.max_tokens_cap)
+    max_tokens = p.integer("max_tokens", max_tokens, None, state.max_tokens_cap)
     stop = p.strings("stop", MAX_STOP)
-    stream = p.bool("stream")
-    include_usage = stream and bool(Params(p.object("stream_options")).bool("include_usage"))
+    stream = p.flag("stream")
+    include_usage = stream and bool(Params(p.object("stream_options")).flag("include_usage"))
     opts = sampling_options(p, state.tokenizer, max_tokens, strategy="sample")
     if top is not None and not state.per_token(opts.strategy):
         raise APIError(

@@ -88,7 +88,7 @@ def _kind(value) -> str:
 
 
 class Params:
-    """Typed reads of the body's parameters: `p.int("n", default=1)`, `p.number(...)`, ..."""
+    """Typed reads of the body's parameters: `p.integer("n", 1)`, `p.number(...)`, ..."""
 
     def __init__(self, body: dict):
         self.body = body
@@ -104,7 +104,7 @@ class Params:
             raise APIError(400, f"{name} must be {wanted}, not {_kind(value)}", param=name)
         return value
 
-    def int(self, name: str, default=None, low: int | None = None, high: int | None = None):
+    def integer(self, name: str, default=None, low: int | None = None, high: int | None = None):
         value = self._get(
             name, default, lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"
         )
@@ -123,10 +123,10 @@ class Params:
         )
         return None if value is None else float(value)
 
-    def bool(self, name: str, default: bool = False) -> bool:
+    def flag(self, name: str, default: bool = False) -> bool:
         return self._get(name, default, lambda v: isinstance(v, bool), "true or false")
 
-    def str(self, name: str, default=None):
+    def text(self, name: str, default=None):
         return self._get(name, default, lambda v: isinstance(v, str), "a string")
 
     def object(self, name: str) -> dict:
@@ -155,14 +155,14 @@ def sampling_options(p: Params, tokenizer, max_tokens: int, strategy: str) -> Ge
     """
     kw = dict(
         max_new_tokens=max_tokens,
-        strategy=p.str("strategy", strategy),
+        strategy=p.text("strategy", strategy),
         temperature=p.number("temperature", 1.0),
         top_p=p.number("top_p"),
-        seed=p.int("seed"),
+        seed=p.integer("seed"),
     )
     for name, kind in EXTENSIONS.items():
         if name != "strategy" and p.has(name):
-            kw[name] = p.int(name) if kind is int else p.number(name)
+            kw[name] = p.integer(name) if kind is int else p.number(name)
     try:
         return text_options(tokenizer, **kw)
     except OptionError as e:
