@@ -7,9 +7,9 @@ measurably worse, or within noise), and `verdicts` sums it up for a set of varia
 sentence of a conclusion is written without the number behind it:
 
     >>> a = {"runs": [{"seed": 0, "final_val_loss": 2.0}, {"seed": 1, "final_val_loss": 2.2}]}
-    >>> b = {"runs": [{"seed": 0, "final_val_loss": 2.1}, {"seed": 1, "final_val_loss": 2.4}]}
+    >>> b = {"runs": [{"seed": 0, "final_val_loss": 2.1}, {"seed": 1, "final_val_loss": 2.2}]}
     >>> against("a", a, "b", b)
-    '- a against b: -0.150 ± 0.050 nats: within the seed-to-seed noise (≤ 2 SE).'
+    '- a against b: -0.050 ± 0.050 nats: within the seed-to-seed noise (≤ 2 SE).'
 """
 
 import math
