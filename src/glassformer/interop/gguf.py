@@ -262,6 +262,11 @@ def gguf_tokenizer(reader: GGUFReader, source: str | os.PathLike) -> PretrainedB
     )
 
 
+def load_gguf_tokenizer(path: str | os.PathLike) -> PretrainedBPE:
+    """The tokenizer of a GGUF file alone (no weights are read)."""
+    return gguf_tokenizer(open_gguf(path), path)
+
+
 def load_gguf(path: str | os.PathLike) -> tuple[GPT, PretrainedBPE]:
     """(model in fp32 eval mode, tokenizer with the file's chat template) from a Llama GGUF."""
     reader = open_gguf(path)
