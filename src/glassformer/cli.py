@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         data,
         embed,
         experiment,
+        export,
         generate,
         serve,
         tokenize,
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize.add_tokenizer_parser(sub)
     inspect_.add_parser(sub)
     tour.add_parser(sub)
+    export.add_parser(sub)
     experiment.add_parser(sub)
     serve.add_parser(sub)
     return parser

@@ -4,8 +4,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from glassformer import checkpoint
 from glassformer.commands.overrides import add_config_flags, apply_overrides
+from glassformer.errors import UserError
 from glassformer.train.config import RunConfig
+from glassformer.train.finetune import FinetuneConfig, read_finetune, trainable_params
 from glassformer.train.presets import PRESETS, get_preset
 
 
@@ -86,6 +89,32 @@ def add_parser(sub) -> None:
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
     p.add_argument("--seed", type=int, help="random seed")
+    ft = p.add_argument_group("fine-tuning (docs/finetune.md)")
+    ft.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from a pretrained model instead of random weights: a checkpoint folder, a "
+        "Hugging Face GPT-2 or Llama folder, a .gguf file or smollm2; its own architecture "
+        "and tokenizer are used (--model.* and --tokenizer do not apply)",
+    )
+    ft.add_argument(
+        "--lora-rank",
+        type=int,
+        metavar="R",
+        help="with --init-from: train LoRA adapters of rank R (1 .. the model's width) on "
+        "every attention and MLP matrix, the weights frozen; saved merged into the weights "
+        "(default: full fine-tune, every weight trains)",
+    )
+    ft.add_argument(
+        "--lora-alpha", type=float, default=16.0, help="LoRA scale: updates are alpha / R * B A"
+    )
+    ft.add_argument(
+        "--context",
+        type=_positive_int,
+        metavar="TOKENS",
+        help="with --init-from: training window in tokens (default: 256, or the model's "
+        "context if shorter)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_flags(p, RunConfig())
     p.set_defaults(func=run)
@@ -114,6 +143,32 @@ def build_config(args: argparse.Namespace, out_dir: Path) -> RunConfig:
     return cfg
 
 
+def _finetune_config(args: argparse.Namespace, out_dir: Path):
+    """The fine-tuning settings: from the flags, or on --resume from the run's config.json."""
+    if args.resume:
+        if args.init_from:
+            raise UserError("--init-from starts a new run; drop it to --resume the run in --out")
+        finetune = read_finetune(checkpoint.read_meta(out_dir))
+        if finetune is not None and finetune.lora:
+            raise UserError(
+                f"{out_dir} holds a LoRA run saved with its adapters merged, which cannot "
+                f"resume; fine-tune it further with --init-from {out_dir} --out NEW_DIR"
+            )
+        return finetune
+    if not args.init_from:
+        if args.lora_rank is not None or args.context:
+            raise UserError("--lora-rank and --context need --init-from MODEL")
+        return None
+    given = [k for k, v in vars(args).items() if k.startswith("cfg__model__") and v is not None]
+    if given or args.tokenizer or args.vocab_size:
+        flag = "--" + given[0][len("cfg__") :].replace("__", ".") if given else "--tokenizer"
+        raise UserError(f"{flag} does not apply with --init-from: the model brings its own")
+    if args.lora_rank is not None and args.lora_rank <= 0:
+        raise UserError(f"--lora-rank must be a positive integer, got {args.lora_rank}")
+    rank = args.lora_rank or 0
+    return FinetuneConfig(args.init_from, rank, args.lora_alpha, args.context or 0)
+
+
 def run(args: argparse.Namespace) -> int:
     from glassformer.train.lm import LanguageModelRun
 
@@ -123,17 +178,31 @@ def run(args: argparse.Namespace) -> int:
         return run_task_command(args)
     out_dir = Path(args.out or f"runs/{args.preset}")
     cfg = build_config(args, out_dir)
+    finetune = _finetune_config(args, out_dir)
     if not args.resume and (out_dir / "trainer_state.pt").exists():
         print(
             f"note: starting a new run in {out_dir}, replacing the checkpoint there "
             "(use --resume to continue it)",
             file=sys.stderr,
         )
-    lm = LanguageModelRun(cfg, out_dir, resume=args.resume, progress=not args.quiet)
+    lm = LanguageModelRun(
+        cfg, out_dir, resume=args.resume, progress=not args.quiet, finetune=finetune
+    )
     n = lm.model.num_params()
     corpus = cfg.data.path or "the embedded Python docs"
     dist = lm.trainer.dist
-    if dist.is_main:
+    if dist.is_main and finetune is not None:
+        how = f"LoRA rank {finetune.lora_rank}" if finetune.lora else "full fine-tune"
+        print(
+            f"fine-tuning {finetune.init_from} ({n / 1e6:.2f}M parameters, "
+            f"{trainable_params(lm.model) / 1e6:.3f}M trainable: {how}) on {corpus}, "
+            f"{finetune.context}-token windows, on {lm.device.type}, {lm.precision}; "
+            f"checkpoints in {out_dir}",
+            file=sys.stderr,
+        )
+        before = lm.estimate_loss(lm.val_batches, 2)  # the batches every evaluation uses
+        print(f"before fine-tuning: val loss {before:.4f}", file=sys.stderr)
+    elif dist.is_main:
         print(
             f"training a {n / 1e6:.2f}M-parameter {cfg.family.upper()} on {corpus}"
             f" ({cfg.data.tokenizer} tokenizer, vocabulary {cfg.model.vocab_size}) on "

@@ -120,3 +120,73 @@ def _chat_template(path: Path) -> str | None:
         return None
     template = config.get("chat_template") if isinstance(config, dict) else None
     return template if isinstance(template, str) else None
+
+
+def llama_exportable(config: GPTConfig) -> str | None:
+    """None if `config` is Llama-shaped (LlamaForCausalLM computes the same function), else
+    the first setting that differs, as "model.FIELD=value"."""
+    wanted = {
+        "pos_emb": "rotary",
+        "norm": "rmsnorm",
+        "norm_position": "pre",
+        "activation": "swiglu",
+        "bias": False,
+        "causal": True,
+        "attn_scale": True,
+        "qk_norm": False,
+        "cosine_attn": False,
+        "logit_softcap": 0.0,
+        "embedding_scale": 1.0,
+    }
+    for field, value in wanted.items():
+        if getattr(config, field) != value:
+            return f"model.{field}={getattr(config, field)!r} (Llama has {value!r})"
+    return None
+
+
+def llama_to_hf(model: GPT) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The Llama `config.json` and `LlamaForCausalLM` tensors of our Llama-shaped GPT (the
+    table at the top, read right to left: qkv and the gated fc split back into their parts)."""
+    c = model.config
+    hs, kv = c.head_dim, c.kv_heads * c.head_dim
+    hidden = model.blocks[0].mlp.proj.in_features if c.n_layer else 0
+    hf = {
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.n_embd,
+        "intermediate_size": hidden,
+        "num_hidden_layers": c.n_layer,
+        "num_attention_heads": c.n_head,
+        "num_key_value_heads": c.kv_heads,
+        "head_dim": hs,
+        "max_position_embeddings": c.block_size,
+        "rms_norm_eps": c.norm_eps,
+        "rope_theta": c.rope_theta,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
+        "tie_word_embeddings": c.tie_weights,
+    }
+    sd = model.state_dict()
+    out = {
+        "model.embed_tokens.weight": sd["tok_emb.weight"],
+        "model.norm.weight": sd["ln_f.weight"],
+    }
+    if not c.tie_weights:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    for i in range(c.n_layer):
+        hf_, ours = f"model.layers.{i}.", f"blocks.{i}."
+        # copies: safetensors refuses tensors that share memory
+        q, k, v = (t.clone() for t in sd[ours + "attn.qkv.weight"].split((c.n_embd, kv, kv)))
+        gate, up = (t.clone() for t in sd[ours + "mlp.fc.weight"].chunk(2))  # 2 x (H, C)
+        out[hf_ + "input_layernorm.weight"] = sd[ours + "ln_1.weight"]
+        out[hf_ + "self_attn.q_proj.weight"] = q
+        out[hf_ + "self_attn.k_proj.weight"] = k
+        out[hf_ + "self_attn.v_proj.weight"] = v
+        out[hf_ + "self_attn.o_proj.weight"] = sd[ours + "attn.proj.weight"]
+        out[hf_ + "post_attention_layernorm.weight"] = sd[ours + "ln_2.weight"]
+        out[hf_ + "mlp.gate_proj.weight"] = gate
+        out[hf_ + "mlp.up_proj.weight"] = up
+        out[hf_ + "mlp.down_proj.weight"] = sd[ours + "mlp.proj.weight"]
+    return hf, out

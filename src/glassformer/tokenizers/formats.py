@@ -135,13 +135,20 @@ def hf_merges(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
 
 def hf_tokenizer_json(tokenizer: BPETokenizer) -> dict:
     """A Hugging Face `tokenizer.json` (as a dict) that encodes exactly like `tokenizer`."""
+    return byte_level_json(tokenizer.ranks, tokenizer.special.tokens, tokenizer.pattern)
+
+
+def byte_level_json(ranks: dict[bytes, int], special: dict[str, int], pattern: str) -> dict:
+    """A byte-level BPE `tokenizer.json` (as a dict): merges by tiktoken's rule (`hf_merges`),
+    `pattern` as a Split before ByteLevel, `special` as added tokens. A byte that `ranks`
+    lacks is dropped by the Hugging Face tokenizer, as `PretrainedBPE` drops it."""
     to_char = bytes_to_unicode()
 
     def show(token: bytes) -> str:
         return "".join(to_char[b] for b in token)
 
     byte_level = {"add_prefix_space": False, "trim_offsets": False, "use_regex": False}
-    split = {"type": "Split", "pattern": {"Regex": tokenizer.pattern}}
+    split = {"type": "Split", "pattern": {"Regex": pattern}}
     split |= {"behavior": "Isolated", "invert": False}
     return {
         "version": "1.0",
@@ -150,7 +157,7 @@ def hf_tokenizer_json(tokenizer: BPETokenizer) -> dict:
         "added_tokens": [
             {"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False}
             | {"normalized": False, "special": True}
-            for s, i in tokenizer.special.tokens.items()
+            for s, i in special.items()
         ],
         "normalizer": None,
         "pre_tokenizer": {
@@ -168,8 +175,8 @@ def hf_tokenizer_json(tokenizer: BPETokenizer) -> dict:
             "fuse_unk": False,
             "byte_fallback": False,
             "ignore_merges": True,
-            "vocab": {show(t): i for t, i in sorted(tokenizer.ranks.items(), key=lambda kv: kv[1])},
-            "merges": [[show(a), show(b)] for a, b in hf_merges(tokenizer.ranks)],
+            "vocab": {show(t): i for t, i in sorted(ranks.items(), key=lambda kv: kv[1])},
+            "merges": [[show(a), show(b)] for a, b in hf_merges(ranks)],
         },
     }
 

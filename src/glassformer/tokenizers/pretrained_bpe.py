@@ -333,7 +333,8 @@ def _hf_pattern(pre: dict, path) -> str:
 
 def check_merge_order(tokens: Sequence[str], merges: Sequence[str]) -> None:
     """Refuse merges whose results do not have increasing ids (ranks would then encode
-    differently from the merge list), or that merge tokens the vocabulary lacks.
+    differently from the merge list), or that merge tokens the vocabulary lacks. Successive
+    merges may make the same token (`formats.hf_merges` lists every split of a token).
 
     >>> check_merge_order(["a", "b", "ab", "abb"], ["a b", "ab b"])  # ids 2 then 3: fine
     >>> check_merge_order(["a", "b", "abb", "ab"], ["a b", "ab b"])  # 3 then 2: refused
@@ -351,7 +352,7 @@ def check_merge_order(tokens: Sequence[str], merges: Sequence[str]) -> None:
                 f"merge {n + 1} ({merge!r}) is not a merge of two tokens into a third of the "
                 "vocabulary; the file's merges and tokens do not belong together."
             )
-        if made <= previous:
+        if made < previous:
             raise TokenizerFormatError(
                 f"merge {n + 1} ({merge!r}) makes token {made}, which comes before the token of "
                 "the merge ahead of it; glassformer encodes by token rank, so it cannot "

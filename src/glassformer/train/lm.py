@@ -28,9 +28,11 @@ from glassformer.core.device import autocast
 from glassformer.errors import UserError
 from glassformer.models.gpt import GPT
 from glassformer.models.registry import build
+from glassformer.nn.lora import merged_copy
 from glassformer.train.config import RunConfig
 from glassformer.train.corpus import read_corpus
 from glassformer.train.data import Batches, cached_token_ids, split_ids
+from glassformer.train.finetune import FinetuneConfig, load_pretrained, tokenizer_key
 from glassformer.train.mfu import flops_per_token, matmul_peak
 from glassformer.train.trainer import Trainer
 
@@ -91,6 +93,8 @@ class LanguageModelRun:
 
     `on_eval(run) -> dict` adds numbers to each evaluation; `model_config(cfg)` replaces
     `cfg.model` once the vocabulary is known (the rnn experiment: an LSTM as big as the GPT).
+    `finetune` starts from a pretrained model and its tokenizer instead (finetune.py); the
+    windows are then `finetune.context` tokens long.
     """
 
     def __init__(
@@ -102,25 +106,33 @@ class LanguageModelRun:
         log: Callable[[str], None] | None = None,
         on_eval: Callable[["LanguageModelRun"], dict] | None = None,
         model_config: Callable[[RunConfig], object] | None = None,
+        finetune: FinetuneConfig | None = None,
     ):
         self.cfg, self.out_dir, self.on_eval = cfg, Path(out_dir), on_eval
+        self.finetune = finetune
         text = read_corpus(cfg.data.path)
+        torch.manual_seed(cfg.train.seed)
+        pretrained = None
         if resume:  # the checkpoint's own tokenizer, not a new one
             self.tokenizer, key = load_tokenizer_file(self.out_dir / "tokenizer.model")
+        elif finetune is not None:  # the pretrained model's architecture and tokenizer
+            pretrained, self.tokenizer = load_pretrained(finetune)
+            cfg.model, key = pretrained.config, tokenizer_key(self.tokenizer)
         else:
             self.tokenizer, key = build_tokenizer(cfg.data, text)
-        cfg.model.vocab_size = self.tokenizer.vocab_size
+        if pretrained is None:
+            cfg.model.vocab_size = self.tokenizer.vocab_size
         if model_config is not None:
             cfg.model = model_config(cfg)
+        window = finetune.context if finetune is not None else cfg.model.block_size
         ids = cached_token_ids(text, self.tokenizer, key)
-        train_ids, val_ids = split_ids(ids, cfg.data.val_fraction, cfg.model.block_size)
-        self.train_batches = Batches(train_ids, cfg.model.block_size)
-        self.val_batches = Batches(val_ids, cfg.model.block_size)
+        train_ids, val_ids = split_ids(ids, cfg.data.val_fraction, window)
+        self.train_batches = Batches(train_ids, window)
+        self.val_batches = Batches(val_ids, window)
         n_val = int(len(text) * cfg.data.val_fraction)
         self.val_bytes_per_token = len(text[len(text) - n_val :].encode("utf-8")) / len(val_ids)
 
-        torch.manual_seed(cfg.train.seed)
-        model = build(cfg.family, cfg.model.to_dict())
+        model = pretrained if pretrained is not None else build(cfg.family, cfg.model.to_dict())
         state = checkpoint.resume(self.out_dir, model, log) if resume else None
         self.trainer = Trainer(
             model,
@@ -138,7 +150,12 @@ class LanguageModelRun:
         self.model, self.device, self.precision = model, self.trainer.device, self.trainer.precision
 
     def save(self, trainer_state: dict) -> None:
-        checkpoint.save(self.out_dir, self.model, self.tokenizer, self.cfg.to_dict(), trainer_state)
+        meta, model = self.cfg.to_dict(), self.model
+        if self.finetune is not None:
+            meta["finetune"] = self.finetune.to_dict()
+            if self.finetune.lora:  # adapters merged in: an ordinary checkpoint (nn/lora.py)
+                model, trainer_state = merged_copy(self.model), None
+        checkpoint.save(self.out_dir, model, self.tokenizer, meta, trainer_state)
 
     # -- evaluation --------------------------------------------------------------------------
 
