@@ -216,7 +216,11 @@ def run(args: argparse.Namespace) -> int:
     if result.interrupted:
         print(
             f"interrupted at step {result.step}; the checkpoint in {out_dir} is complete; "
-            f"continue with: glassformer train --out {out_dir} --resume",
+            f"continue with: glassformer train --out {out_dir} --resume"
+            if finetune is None or not finetune.lora
+            else f"interrupted at step {result.step}; {out_dir} holds the adapters merged so far;"
+            f" go on with: glassformer train --init-from {out_dir} --lora-rank "
+            f"{finetune.lora_rank} --out NEW_DIR",
             file=sys.stderr,
         )
         return 130
