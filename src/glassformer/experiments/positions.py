@@ -109,5 +109,11 @@ EXPERIMENT = Experiment(
     conclude=conclude,
     table_metrics=("loss_in_order", "loss_shuffled", "shuffle_gap", "pos_over_token_norm"),
     notes="Context 64 characters. The permutation test scores 64 validation windows at "
-    "prefix lengths 16, 32, 48 and 64, in order and with the prefix shuffled.",
+    "prefix lengths 16, 32, 48 and 64, in order and with the prefix shuffled. Beside the "
+    "sinusoidal table the token embeddings start at N(0, 1/64) and are multiplied by "
+    "sqrt(64) (`model.emb_scale`, the original transformer's): unit variance, like the "
+    "table. Unscaled, the table drowned the tokens (position vectors 14× as long) and the "
+    "model learned almost nothing. Scaled, it starts slower than the others for another "
+    "reason: with the LM head tied to unit-variance embeddings, the untrained model predicts "
+    "the current token again (tests/test_positions.py measures it).",
 )
