@@ -80,6 +80,11 @@ class TrainConfig:
     sample_tokens: int = option(
         300, "tokens to sample at the end of training (0: none)", range="[0, inf)"
     )
+    log: str = option(
+        "",
+        "also send the metrics to these, comma-separated: tensorboard (RUN/tensorboard/), csv "
+        "(RUN/metrics.csv), wandb, mlflow",
+    )
 
     def __post_init__(self) -> None:
         check_fields(self, "train")  # types, finiteness, choices and the ranges above
@@ -89,8 +94,10 @@ class TrainConfig:
 class DataConfig:
     path: str = option(
         "",
-        "a .txt file or a folder of .txt files ('' : Python's own docs, embedded in every CPython)",
+        "a .txt, .jsonl or .parquet file, a folder or glob of them, or a saved Hugging Face "
+        "dataset ('': Python's own docs, embedded in every CPython)",
     )
+    field: str = option("text", "the JSON field or table column that holds the text")
     tokenizer: str = option("char", "char, bpe (trained on the corpus), or a tokenizer file's path")
     vocab_size: int = option(
         512, "vocabulary size when training a BPE tokenizer", range="[257, inf)"

@@ -18,7 +18,9 @@ it is given a model, a batch source and a loss, and optionally an `evaluate` and
 `batches(n, generator)` returns a tuple of tensors with `n` rows each. Every step draws its
 micro-batches for all processes from one seeded generator, and each process takes its own
 share of the rows, so one process with `grad_accum=2` and two processes with one micro-batch
-each see exactly the same data. Saving that generator's state with the weights and the
+each see exactly the same data (`torchrun`: a step is grad_accum x batch_size sequences
+whatever the number of processes; with more processes than micro-batches each takes part of
+one). Saving that generator's state with the weights and the
 optimizer (`state_dict`) makes a resumed run continue exactly where the interrupted one
 stopped. The language-model run that drives this loop for `glassformer train` is lm.py.
 """
@@ -29,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -46,6 +48,7 @@ from glassformer.core.device import autocast, pick_device, resolve_precision
 from glassformer.errors import UserError
 from glassformer.train.config import TrainConfig
 from glassformer.train.distributed import Distributed
+from glassformer.train.loggers import logger_names, open_loggers
 from glassformer.train.metrics import MetricsLog, plot_loss_curve
 from glassformer.train.optim import learning_rate, make_optimizer
 
@@ -124,12 +127,17 @@ class Trainer:
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
         self.device = pick_device(cfg.device)
         self.dist = Distributed.from_env(self.device.type)
-        if cfg.grad_accum % self.dist.world_size:
+        # a step is grad_accum x batch_size sequences whatever the number of processes: each
+        # process takes an equal share, in micro-batches of at most batch_size
+        rows = cfg.grad_accum * cfg.batch_size
+        if rows % self.dist.world_size:
             raise UserError(
-                f"train.grad_accum ({cfg.grad_accum}) must be a multiple of the number "
-                f"of processes ({self.dist.world_size})"
+                f"a step of {rows} sequences (train.grad_accum {cfg.grad_accum} x "
+                f"train.batch_size {cfg.batch_size}) does not split evenly over "
+                f"{self.dist.world_size} processes; make it a multiple of {self.dist.world_size}"
             )
-        self.local_accum = cfg.grad_accum // self.dist.world_size
+        self.share = rows // self.dist.world_size  # sequences per process and step
+        logger_names(cfg.log)  # a wrong --log is refused before anything is written
         self.precision = resolve_precision(cfg.precision, self.device)
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
@@ -205,23 +213,24 @@ class Trainer:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # Muon's group has its own peak
         # all micro-batches of this step, for all processes; this process takes its share
         batch_all = self.batches(cfg.grad_accum * cfg.batch_size, self.data_gen)
-        first = self.dist.rank * self.local_accum
+        first = self.dist.rank * self.share
+        end = first + self.share
         total = torch.zeros((), device=self.device)
-        for i in range(first, first + self.local_accum):
-            rows = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
-            batch = tuple(t[rows].to(self.device) for t in batch_all)  # (B, ...) each
-            last = i == first + self.local_accum - 1
-            sync = self.forward.no_sync() if self.dist.enabled and not last else nullcontext()
+        for lo in range(first, end, cfg.batch_size):
+            hi = min(lo + cfg.batch_size, end)
+            batch = tuple(t[lo:hi].to(self.device) for t in batch_all)  # (B, ...) each
+            sync = self.forward.no_sync() if self.dist.enabled and hi < end else nullcontext()
             with sync, autocast(self.precision, self.device):
                 loss = self.loss(self.forward, batch)
-            (loss / self.local_accum).backward()
-            total += loss.detach()
+            weight = (hi - lo) / self.share  # a mean over the share's sequences
+            (loss * weight).backward()
+            total += loss.detach() * weight
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip, foreach=True)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._tokens_per_step = batch_all[0].numel()  # all processes, all micro-batches
-        return self.dist.mean(total / self.local_accum).item()
+        return self.dist.mean(total).item()
 
     # -- the divergence guard -----------------------------------------------------------------
 
@@ -250,7 +259,9 @@ class Trainer:
         metrics = None
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            metrics = MetricsLog(self.out_dir / "metrics.jsonl", self.step or None)
+            resume_step = self.step or None
+            loggers = open_loggers(cfg.log, self.out_dir, {"train": asdict(cfg)}, resume_step)
+            metrics = MetricsLog(self.out_dir / "metrics.jsonl", resume_step, loggers)
         show = self.progress and self.dist.is_main
         bar = tqdm(
             total=cfg.max_steps,
@@ -323,4 +334,5 @@ class Trainer:
         record.update(self.evaluation)
         self.save_checkpoint()
         self.dist.barrier()
-        self.log(f"step {self.step}/{self.cfg.max_steps} | {self.describe(record)}")
+        if self.dist.is_main:
+            self.log(f"step {self.step}/{self.cfg.max_steps} | {self.describe(record)}")
