@@ -1,6 +1,7 @@
 """`glassformer train`: train a GPT on a text corpus and print a sample (`train/lm.py`)."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -8,8 +9,21 @@ from glassformer import checkpoint
 from glassformer.commands.overrides import add_config_flags, apply_overrides
 from glassformer.errors import UserError
 from glassformer.train.config import RunConfig
+from glassformer.train.config_file import read_config_file
 from glassformer.train.finetune import FinetuneConfig, read_finetune, trainable_params
 from glassformer.train.presets import PRESETS, get_preset
+
+# settings with a short flag of their own (the dotted spelling is accepted, not listed)
+SHORTHANDS = {
+    ("data", "path"): "data",
+    ("data", "field"): "data_field",
+    ("data", "tokenizer"): "tokenizer",
+    ("data", "vocab_size"): "vocab_size",
+    ("train", "max_steps"): "max_steps",
+    ("train", "time_budget"): "time_budget",
+    ("train", "seed"): "seed",
+    ("train", "log"): "log",
+}
 
 
 def _positive_int(text: str) -> int:
@@ -56,9 +70,26 @@ def add_parser(sub) -> None:
         help="starting configuration (see glassformer/train/presets.py)",
     )
     p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="settings from a JSON or YAML file shaped like a run's config.json (a run's own "
+        "config.json works), laid over the preset; flags override it",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved configuration as JSON (a --config file) and exit",
+    )
+    p.add_argument(
         "--data",
         metavar="PATH",
-        help="a .txt file or a folder of .txt files (default: the embedded Python documentation)",
+        help="a .txt, .jsonl or .parquet file, a folder or glob of them, or a saved Hugging "
+        "Face dataset (default: the embedded Python documentation)",
+    )
+    p.add_argument(
+        "--data-field",
+        metavar="NAME",
+        help="the JSON field or table column that holds the text (default: text)",
     )
     p.add_argument(
         "--tokenizer",
@@ -106,7 +137,11 @@ def add_parser(sub) -> None:
         "(default: full fine-tune, every weight trains)",
     )
     ft.add_argument(
-        "--lora-alpha", type=float, default=16.0, help="LoRA scale: updates are alpha / R * B A"
+        "--lora-alpha",
+        type=float,
+        default=16.0,
+        metavar="ALPHA",
+        help="LoRA scale: the update is ALPHA / R times B A",
     )
     ft.add_argument(
         "--context",
@@ -115,28 +150,31 @@ def add_parser(sub) -> None:
         help="with --init-from: training window in tokens (default: 256, or the model's "
         "context if shorter)",
     )
+    p.add_argument(
+        "--log",
+        metavar="KINDS",
+        help="also send the metrics to tensorboard, csv, wandb and/or mlflow (comma-separated)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_flags(p, RunConfig())
+    add_config_flags(p, RunConfig(), hidden=tuple(".".join(k) for k in SHORTHANDS))
     p.set_defaults(func=run)
 
 
 def build_config(args: argparse.Namespace, out_dir: Path) -> RunConfig:
-    """Preset (or the checkpoint's own config on --resume), then shorthands, then dotted flags."""
+    """Preset (or the checkpoint's own config on --resume), then --config, then shorthands,
+    then dotted flags."""
     if args.resume:  # the only read of the run's config.json
         from glassformer.train.lm import read_run_config
 
+        if args.config:
+            raise UserError("--config starts a new run; drop it to --resume the run in --out")
         cfg = read_run_config(out_dir)
     else:
         cfg = get_preset(args.preset)
-    shorthands = {
-        ("data", "path"): args.data,
-        ("data", "tokenizer"): args.tokenizer,
-        ("data", "vocab_size"): args.vocab_size,
-        ("train", "max_steps"): args.max_steps,
-        ("train", "time_budget"): args.time_budget,
-        ("train", "seed"): args.seed,
-    }
-    for (section, name), value in shorthands.items():
+    if args.config:
+        cfg = read_config_file(args.config, cfg)
+    for (section, name), dest in SHORTHANDS.items():
+        value = getattr(args, dest)
         if value is not None:
             setattr(getattr(cfg, section), name, value)
     apply_overrides(cfg, args)
@@ -178,6 +216,9 @@ def run(args: argparse.Namespace) -> int:
         return run_task_command(args)
     out_dir = Path(args.out or f"runs/{args.preset}")
     cfg = build_config(args, out_dir)
+    if args.print_config:
+        print(json.dumps({"family": cfg.family, **cfg.to_dict()}, indent=2))
+        return 0
     finetune = _finetune_config(args, out_dir)
     if not args.resume and (out_dir / "trainer_state.pt").exists():
         print(
