@@ -74,7 +74,7 @@ def trained(tmp_path_factory, small_corpus):
             ),
             "not UTF-8",
         ),
-        (lambda d: (d / "nodir").mkdir() or d / "nodir", "no .txt files"),
+        (lambda d: (d / "nodir").mkdir() or d / "nodir", "no .txt, .jsonl or .parquet files"),
     ],
 )
 def test_bad_corpus(tmp_path, capsys, make, match):

@@ -25,6 +25,28 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default once, and only when it says something: not for a default of
+    None or False (a flag not given), nor when the help text already names its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        d = action.default
+        quiet = d is None or d is False or d is argparse.SUPPRESS or d == []
+        if quiet or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _use_formatter(parser: argparse.ArgumentParser) -> None:
+    """Every verb's (and sub-verb's) --help through HelpFormatter."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _use_formatter(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from glassformer.commands import (
         chat,
@@ -62,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_parser(sub)
     experiment.add_parser(sub)
     serve.add_parser(sub)
+    _use_formatter(parser)
     return parser
 
 

@@ -12,7 +12,9 @@ from glassformer.generate.strategies import STRATEGIES
 
 def add_sampling_arguments(p: argparse.ArgumentParser, default_strategy: str) -> None:
     """The decoding options shared by `generate` and `chat` (checked by GenerationOptions)."""
-    p.add_argument("--max-new-tokens", type=int, default=200, metavar="N")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=200, metavar="N", help="most tokens to generate"
+    )
     p.add_argument(
         "--strategy",
         choices=list(STRATEGIES),
@@ -86,7 +88,10 @@ def add_parser(sub) -> None:
         "generate",
         help="continue a prompt with a trained model",
         description="Print the prompt and its continuation by the model in --model. A prompt "
-        "longer than the model's context is cropped to its last tokens (said on stderr).",
+        "longer than the model's context is cropped to its last tokens (said on stderr). The "
+        "command samples by default (--strategy sample, temperature 0.8), to show what the "
+        "model can say; the Python API (glassformer.generate) is greedy by default, so a call "
+        "in a program gives the same text each time.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(

@@ -79,7 +79,7 @@ def add_parser(sub) -> None:
         metavar="PATH",
         help="where to write (a file, or a folder); default: ./glassformer-VIEW.html or .png",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.set_defaults(func=run)
 
 

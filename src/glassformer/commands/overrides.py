@@ -19,11 +19,22 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config) -> None:
-    """One `--SECTION.FIELD` flag per field of each section of `config` (a RunConfig)."""
+def add_config_flags(parser: argparse.ArgumentParser, config, hidden: tuple[str, ...] = ()) -> None:
+    """One `--SECTION.FIELD` flag per field of each section of `config` (a RunConfig).
+
+    The fields in `hidden` ("train.max_steps") have a shorter flag of their own: theirs is
+    accepted but left out of `--help`, so each setting is listed once.
+    """
     for section in config.SECTIONS:
-        group = parser.add_argument_group(f"{section} settings (override the preset)")
+        group = parser.add_argument_group(
+            f"{section} settings (a preset or --config may change the defaults shown)"
+        )
         for f in fields(getattr(config, section)):
+            text = (
+                f.metadata.get("help", "")
+                + f" (default: {f.default!r}"
+                + (f"; range {f.metadata['range']})" if f.metadata.get("range") else ")")
+            )
             kind = {bool: _parse_bool, int: int, float: float}.get(type(f.default), str)
             choices = f.metadata.get("choices")
             names = {bool: "BOOL", int: "INT", float: "FLOAT"}
@@ -35,8 +46,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config) -> None:
                 metavar="{" + ",".join(choices) + "}"
                 if choices
                 else names.get(type(f.default), "TEXT"),
-                help=f"{f.metadata.get('help', '')} (built-in default: {f.default!r}"
-                + (f"; range {f.metadata['range']})" if f.metadata.get("range") else ")"),
+                help=argparse.SUPPRESS if f"{section}.{f.name}" in hidden else text,
             )
 
 

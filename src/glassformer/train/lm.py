@@ -110,7 +110,7 @@ class LanguageModelRun:
     ):
         self.cfg, self.out_dir, self.on_eval = cfg, Path(out_dir), on_eval
         self.finetune = finetune
-        text = read_corpus(cfg.data.path)
+        text = read_corpus(cfg.data.path, cfg.data.field)
         torch.manual_seed(cfg.train.seed)
         pretrained = None
         if resume:  # the checkpoint's own tokenizer, not a new one

@@ -116,17 +116,22 @@ class MLflowLogger:
         self.mlflow.end_run()
 
 
+def logger_names(kinds: str) -> list[str]:
+    """ "tensorboard, csv" -> ["tensorboard", "csv"], each checked to be a logger."""
+    names = list(dict.fromkeys(k.strip() for k in kinds.split(",") if k.strip()))
+    for name in names:
+        if name not in LOGGERS:
+            raise UserError(f"--log {name} is not a logger; choose from {', '.join(LOGGERS)}")
+    return names
+
+
 def open_loggers(
     kinds: str, out_dir: Path, config: dict, resume_step: int | None = None
 ) -> list[Logger]:
     """The loggers named in `kinds` ("tensorboard,csv"; "" = none), opened for `out_dir`."""
-    names = [k.strip() for k in kinds.split(",") if k.strip()]
-    for name in names:
-        if name not in LOGGERS:
-            raise UserError(f"--log {name} is not a logger; choose from {', '.join(LOGGERS)}")
     out_dir = Path(out_dir)
     loggers: list[Logger] = []
-    for name in dict.fromkeys(names):
+    for name in logger_names(kinds):
         if name == "tensorboard":
             loggers.append(TensorBoardLogger(out_dir, resume_step))
         elif name == "csv":
