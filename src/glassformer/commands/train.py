@@ -137,7 +137,11 @@ def add_parser(sub) -> None:
         "(default: full fine-tune, every weight trains)",
     )
     ft.add_argument(
-        "--lora-alpha", type=float, default=16.0, help="LoRA scale: updates are alpha / R * B A"
+        "--lora-alpha",
+        type=float,
+        default=16.0,
+        metavar="ALPHA",
+        help="LoRA scale: the update is ALPHA / R times B A",
     )
     ft.add_argument(
         "--context",
