@@ -4,6 +4,8 @@ import math
 import sys
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from glassformer.errors import UserError
 from glassformer.experiments import NAMES, get_experiment
 
@@ -72,7 +74,8 @@ def run(args) -> int:
         steps=steps,
         seeds=seeds,
         data=args.data,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        log=lambda msg: tqdm.write(msg, file=sys.stderr),  # above the progress bar
+        progress=True,
     )
     print((out / "report.md").read_text(encoding="utf-8"))
     print(f"wrote {out / 'report.md'}, {out / 'results.json'} and {out / 'curves.png'}")

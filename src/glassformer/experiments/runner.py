@@ -20,12 +20,14 @@ little, and on a CPU shared with other work two threads waiting on each other ma
 """
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from glassformer.core.files import atomic_write
 from glassformer.errors import UserError
@@ -105,19 +107,31 @@ def run_experiment(
     data: str = "",
     log: Callable[[str], None] = print,
     threads: int = 1,
+    progress: bool = False,
 ) -> dict:
-    """Train every variant with every seed; write results.json, curves.png and report.md."""
+    """Train every variant with every seed; write results.json, curves.png and report.md.
+
+    `progress`: one bar over all the runs, with the time left, on a terminal's stderr.
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run(exp, Path(out_dir), budget, steps, seeds, data, log)
+        return _run(exp, Path(out_dir), budget, steps, seeds, data, log, progress)
     finally:
         torch.set_num_threads(before)
 
 
-def _run(exp, out_dir, budget, steps, seeds, data, log) -> dict:
+def _run(exp, out_dir, budget, steps, seeds, data, log, progress) -> dict:
     seeds = exp.default_seeds if seeds is None else seeds
     n_runs = len(exp.variants) * seeds
+    bar = tqdm(
+        total=n_runs,
+        unit="run",
+        desc=exp.name,
+        dynamic_ncols=True,
+        disable=None if progress else True,  # None: shown on a terminal only
+        file=sys.stderr,
+    )
     if steps is None:
         budget = exp.default_budget if budget is None else budget
         per_run = budget / n_runs
@@ -137,12 +151,14 @@ def _run(exp, out_dir, budget, steps, seeds, data, log) -> dict:
                 cfg.train.max_steps, cfg.train.time_budget = 10**6, per_run
             log(f"[{exp.name}] {variant.name} seed {seed}")
             runs.append(_one_run(exp, variant, cfg, out_dir / "runs" / f"{variant.name}-s{seed}"))
+            bar.update(1)
         variants[variant.name] = {
             "overrides": variant.overrides,
             "params": runs[0]["params"],
             "runs": runs,
             "summary": summarize([r["final_val_loss"] for r in runs]),
         }
+    bar.close()
     results = {
         "experiment": exp.name,
         "question": exp.question,
