@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from glassformer.core.checked_paths import check_input_file, check_output_dir
 from glassformer.errors import UserError
 from glassformer.experiments import NAMES, get_experiment
 
@@ -64,7 +65,9 @@ def run(args) -> int:
         raise UserError("give either --budget SECONDS or --steps N, not both")
     if args.data and not Path(args.data).exists():
         raise UserError(f"--data {args.data} does not exist; give a .txt file or a folder")
-    out = Path(args.out or Path("experiments") / exp.name)
+    if args.data and not Path(args.data).is_dir():
+        check_input_file(args.data, "--data")
+    out = check_output_dir(args.out or Path("experiments") / exp.name, inputs=[args.data])
     from glassformer.experiments.runner import run_experiment
 
     run_experiment(

@@ -26,6 +26,7 @@ from glassformer.commands.tour_real import (
     real_embedding,
     real_logit_lens,
 )
+from glassformer.core.checked_paths import check_output_dir
 from glassformer.errors import UserError
 from glassformer.inspect.cache import run_with_cache
 
@@ -393,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps <= 0:
         raise UserError(f"--steps must be a positive integer, got {args.steps}")
     root = cache_dir() / "tour"
-    pages = Path(args.out) if args.out else root / "pages"
+    pages = check_output_dir(args.out) if args.out else root / "pages"
     pages.mkdir(parents=True, exist_ok=True)
     model_dir = root / "model"
     model, tokenizer = get_model(args, model_dir)

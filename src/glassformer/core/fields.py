@@ -49,17 +49,6 @@ def in_range(value: float, spec: str) -> bool:
     return above and below
 
 
-def check_choices(obj, prefix: str) -> None:
-    """Raise ValueError naming the first field of `obj` whose value is not one of its choices."""
-    for f in fields(obj):
-        choices = f.metadata.get("choices")
-        if choices and getattr(obj, f.name) not in choices:
-            raise ValueError(
-                f"{prefix}.{f.name} must be one of {', '.join(map(str, choices))}; "
-                f"got {getattr(obj, f.name)!r}"
-            )
-
-
 def check_fields(obj, prefix: str) -> None:
     """Raise ValueError naming the first field of dataclass `obj` whose value has the wrong
     type (judged by the field's default), is not finite, or is outside its choices or range."""
@@ -77,7 +66,9 @@ def check_fields(obj, prefix: str) -> None:
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if kind is str and not isinstance(value, str):
             raise ValueError(f"{name} must be a text, got {value!r}")
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
         spec = f.metadata.get("range")
         if spec is not None and not in_range(value, spec):
             raise ValueError(f"{name} must be in {spec}, got {value!r}")
-    check_choices(obj, prefix)

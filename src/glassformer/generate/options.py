@@ -92,6 +92,12 @@ class GenerationOptions:
             )
         if not 0.0 <= self.penalty_alpha <= 1.0:
             raise OptionError("penalty_alpha", f"must be in [0, 1], got {self.penalty_alpha}")
+        if self.seed is not None and (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed < 2**64
+        ):
+            raise OptionError("seed", f"must be an integer in [0, 2**64), got {self.seed!r}")
         if self.decode_dtype not in (None, *DECODE_DTYPES):
             raise OptionError(
                 "decode_dtype",

@@ -46,18 +46,26 @@ class EncoderConfig(TransformerConfig):
     norm_position: str = option(
         "post", "post-norm as in BERT (norm(x + f(x))) or pre-norm", ("pre", "post")
     )
-    norm_eps: float = option(1e-12, "epsilon of the normalisation layers (BERT: 1e-12)")
-    dropout: float = option(0.1, "dropout on embeddings, attention and residual adds")
-    type_vocab_size: int = option(2, "token types (segment A / B); 0: no token-type embedding")
-    pad_id: int = option(0, "id of the padding token")
+    norm_eps: float = option(
+        1e-12, "epsilon of the normalisation layers (BERT: 1e-12)", range="(0, 1]"
+    )
+    dropout: float = option(
+        0.1, "dropout on embeddings, attention and residual adds", range="[0, 1)"
+    )
+    type_vocab_size: int = option(
+        2, "token types (segment A / B); 0: no token-type embedding", range="[0, 1024]"
+    )
+    pad_id: int = option(0, "id of the padding token", range="[0, inf)")
     mlm_head: bool = option(True, "include the masked-LM head")
     pooler: bool = option(False, "BERT's pooler: tanh(Linear(hidden at [CLS]))")
-    n_classes: int = option(0, "outputs of the classification head (0: none)")
+    n_classes: int = option(
+        0, "outputs of the classification head (0: none)", range=f"[0, {2**20}]"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_classes < 0 or self.type_vocab_size < 0:
-            raise ValueError("model.n_classes and model.type_vocab_size must be >= 0")
+        if self.pad_id >= self.vocab_size:
+            raise ValueError("model.pad_id must be below model.vocab_size")
 
 
 class MLMHead(nn.Module):

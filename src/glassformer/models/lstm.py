@@ -21,24 +21,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glassformer.core.fields import option
+from glassformer.core.fields import check_fields, option
 
 
 @dataclass
 class LSTMConfig:
-    vocab_size: int = option(65, "number of token ids (set from the tokenizer)")
-    block_size: int = option(128, "training sequence length (an LSTM itself has no limit)")
-    n_layer: int = option(2, "stacked LSTM layers")
-    n_embd: int = option(256, "embedding and hidden-state width")
-    dropout: float = option(0.0, "dropout between layers")
+    vocab_size: int = option(
+        65, "number of token ids (set from the tokenizer)", range=f"[1, {2**24}]"
+    )
+    block_size: int = option(
+        128, "training sequence length (an LSTM itself has no limit)", range=f"[1, {2**24}]"
+    )
+    n_layer: int = option(2, "stacked LSTM layers", range="[1, 1024]")
+    n_embd: int = option(256, "embedding and hidden-state width", range="[1, 65536]")
+    dropout: float = option(0.0, "dropout between layers", range="[0, 1)")
     tie_weights: bool = option(True, "share the embedding matrix with the output layer")
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "block_size", "n_layer", "n_embd"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"model.{name} must be a positive integer")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("model.dropout must be in [0, 1)")
+        check_fields(self, "model")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -47,8 +47,8 @@ class Seq2SeqConfig(TransformerConfig):
     """The shared transformer fields with the original transformer's defaults, plus the
     decoder's."""
 
-    n_layer: int = option(2, "encoder blocks")
-    n_dec_layer: int = option(2, "decoder blocks")
+    n_layer: int = option(2, "encoder blocks", range="[1, 1024]")
+    n_dec_layer: int = option(2, "decoder blocks", range="[1, 1024]")
     pos_emb: str = option("sinusoidal", "position signal", tuple(POSITIONS))
     emb_scale: str = option(
         "sqrt_d",
@@ -63,9 +63,11 @@ class Seq2SeqConfig(TransformerConfig):
         "relu", "MLP activation", ("gelu", "gelu_tanh", "relu", "relu2", "silu", "swiglu")
     )
     head_bias: bool = option(False, "a bias on the output logits (Marian's final_logits_bias)")
-    pad_id: int = option(0, "padding id (source and target)")
-    bos_id: int = option(1, "the id that starts every target (decoder start token)")
-    eos_id: int = option(2, "the id that ends a target")
+    pad_id: int = option(0, "padding id (source and target)", range="[0, inf)")
+    bos_id: int = option(
+        1, "the id that starts every target (decoder start token)", range="[0, inf)"
+    )
+    eos_id: int = option(2, "the id that ends a target", range="[0, inf)")
 
     @classmethod
     def from_dict(cls, d: dict) -> Self:
@@ -76,8 +78,9 @@ class Seq2SeqConfig(TransformerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_dec_layer <= 0:
-            raise ValueError("model.n_dec_layer must be a positive integer")
+        for name in ("pad_id", "bos_id", "eos_id"):
+            if getattr(self, name) >= self.vocab_size:
+                raise ValueError(f"model.{name} must be below model.vocab_size")
 
 
 class Seq2Seq(nn.Module):

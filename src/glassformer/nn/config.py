@@ -14,25 +14,36 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Self
 
-from glassformer.core.fields import check_choices, option
+from glassformer.core.fields import check_fields, option
 from glassformer.nn.positions import POSITIONS
 
 
 @dataclass
 class TransformerConfig:
-    vocab_size: int = option(65, "number of token ids the model knows (set from the tokenizer)")
-    block_size: int = option(128, "context length: the most tokens the model sees at once")
-    n_layer: int = option(4, "number of transformer blocks")
-    n_head: int = option(4, "attention heads per block")
+    vocab_size: int = option(
+        65, "number of token ids the model knows (set from the tokenizer)", range=f"[1, {2**24}]"
+    )
+    block_size: int = option(
+        128, "context length: the most tokens the model sees at once", range=f"[1, {2**24}]"
+    )
+    n_layer: int = option(4, "number of transformer blocks", range="[1, 1024]")
+    n_head: int = option(4, "attention heads per block", range="[1, 4096]")
     n_kv_head: int = option(
         0,
         "key/value heads per block, each shared by n_head / n_kv_head query heads "
         "(grouped-query attention); 0: one per query head",
+        range="[0, 4096]",
     )
-    n_embd: int = option(128, "width of the residual stream (d_model)")
-    mlp_ratio: float = option(4.0, "MLP hidden width as a multiple of n_embd (SwiGLU: x 2/3)")
-    mlp_hidden: int = option(0, "MLP hidden width; 0: derived from mlp_ratio")
-    dropout: float = option(0.0, "dropout probability on embeddings, attention and residual adds")
+    n_embd: int = option(128, "width of the residual stream (d_model)", range="[1, 65536]")
+    mlp_ratio: float = option(
+        4.0, "MLP hidden width as a multiple of n_embd (SwiGLU: x 2/3)", range="(0, 64]"
+    )
+    mlp_hidden: int = option(
+        0, "MLP hidden width; 0: derived from mlp_ratio", range=f"[0, {2**20}]"
+    )
+    dropout: float = option(
+        0.0, "dropout probability on embeddings, attention and residual adds", range="[0, 1)"
+    )
     bias: bool = option(True, "biases in Linear layers and LayerNorm")
     pos_emb: str = option(
         "learned",
@@ -45,7 +56,7 @@ class TransformerConfig:
         "fixed ±1 sinusoidal table does not drown them: auto = with sinusoidal positions only",
         ("auto", "sqrt_d", "none"),
     )
-    rope_theta: float = option(10000.0, "rotary base frequency")
+    rope_theta: float = option(10000.0, "rotary base frequency", range="(0, inf)")
     sinusoid_layout: str = option(
         "interleaved",
         "sinusoidal table: sin/cos interleaved (the paper) or halves (Marian, fairseq)",
@@ -59,7 +70,7 @@ class TransformerConfig:
     norm_position: str = option(
         "pre", "pre-norm (x + f(norm(x))) or post-norm (norm(x + f(x)))", ("pre", "post")
     )
-    norm_eps: float = option(1e-5, "epsilon of the normalisation layers")
+    norm_eps: float = option(1e-5, "epsilon of the normalisation layers", range="(0, 1]")
     activation: str = option(
         "gelu", "MLP activation", ("gelu", "gelu_tanh", "relu", "relu2", "silu", "swiglu")
     )
@@ -76,21 +87,16 @@ class TransformerConfig:
         ("sdpa", "explicit"),
     )
     # the GPT's LM head and init read these two; every family's config.json carries them
-    logit_softcap: float = option(0.0, "if > 0, logits = cap * tanh(logits / cap)")
+    logit_softcap: float = option(
+        0.0, "if > 0, logits = cap * tanh(logits / cap)", range="[0, inf)"
+    )
     zero_init_proj: bool = option(False, "start output projections of attention and MLP at zero")
 
     def __post_init__(self) -> None:
+        check_fields(self, "model")  # types, finiteness, choices and the ranges above
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        check_choices(self, "model")
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"model.{name} must be a positive integer")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("model.dropout must be in [0, 1)")
-        if self.mlp_hidden < 0:
-            raise ValueError("model.mlp_hidden must be >= 0 (0: derived from mlp_ratio)")
-        if self.n_kv_head < 0 or self.n_head % self.kv_heads:
+        if self.n_head % self.kv_heads:
             raise ValueError(
                 f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head}); "
                 "0 gives every query head its own key/value head"
