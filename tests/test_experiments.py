@@ -200,7 +200,7 @@ def test_docs_page_is_built_from_the_result_folders(tmp_path, small_corpus):
     run_experiment(get_experiment("mask"), out, steps=2, seeds=1, data=str(small_corpus))
     shutil.copytree(out, tmp_path / "runs" / "mask-again")  # a second run gets its own section
     page = build(tmp_path / "runs", tmp_path / "docs").read_text()
-    assert "## `mask` (step budget): what happens" in page
+    assert "## `mask` (step budget, 2 steps): what happens" in page
     assert (tmp_path / "docs" / "experiments" / "mask-again.png").exists()
     report = (tmp_path / "runs" / "mask" / "report.md").read_text().rstrip()
     assert report in page

@@ -141,7 +141,8 @@ def build(root: Path, docs: Path) -> Path:
         shutil.copyfile(folder / "curves.png", docs / "experiments" / f"{name}.png")
         report = (folder / "report.md").read_text(encoding="utf-8").rstrip()
         if name != results["experiment"]:  # a second run: say how it differs in its heading
-            kind = "step budget" if "steps" in results["budget"] else "time budget"
+            b = results["budget"]
+            kind = f"step budget, {b['steps']} steps" if "steps" in b else "time budget"
             heading = f"## `{results['experiment']}`"
             report = report.replace(heading, f"{heading} ({kind})", 1)
         sections[name] = (
