@@ -18,6 +18,6 @@ versions (their symbols in `vocab.json`). Every file is written atomically
 """
 
 from glassformer.checkpoint.read import load, load_trainer_state, read_meta, resume
-from glassformer.checkpoint.write import save
+from glassformer.checkpoint.write import RUN_FILES, save
 
-__all__ = ["load", "load_trainer_state", "read_meta", "resume", "save"]
+__all__ = ["RUN_FILES", "load", "load_trainer_state", "read_meta", "resume", "save"]

@@ -138,9 +138,9 @@ def _current(folder: Path) -> tuple[dict | None, dict[str, Path]]:
 class Snapshot:
     """The files of one save of `folder`, read and checked against its manifest.
 
-    `read(name)` returns the bytes of file `name` as the save wrote them (checked), or the
-    file as it is when the folder has no manifest (`manifest` is then None); `has(name)`
-    says whether the save holds it.
+    `read(name)` returns the bytes of file `name` (one of `names`) as the save wrote them
+    (checked), or the file as it is when the folder has no manifest (`manifest` is then
+    None); `has(name)` says whether the save holds a file, `size(name)` how big it is.
     """
 
     def __init__(self, folder: Path, names: tuple[str, ...]):
@@ -190,7 +190,14 @@ class Snapshot:
         return None if self.manifest is None else self.manifest["step"]
 
     def has(self, name: str) -> bool:
-        return name in self.data
+        if self.manifest is not None:
+            return name in self.manifest["files"]
+        return name in self.data or self.path(name).is_file()
+
+    def size(self, name: str) -> int:
+        if self.manifest is not None:
+            return self.manifest["files"][name]["size"]
+        return len(self.data[name]) if name in self.data else self.path(name).stat().st_size
 
     def read(self, name: str) -> bytes:
         return self.data[name]

@@ -55,7 +55,10 @@ def _snapshot(path: Path, names: tuple[str, ...]) -> Snapshot:
 def read_meta(path: str | Path) -> dict:
     """The config.json of checkpoint folder `path`, checked: a known format, family and model."""
     path = Path(path)
-    return _meta(path, _snapshot(path, ("config.json", "model.safetensors")))
+    snap = _snapshot(path, ("config.json",))
+    meta = _meta(path, snap)
+    _check_size(path, snap, meta)
+    return meta
 
 
 def _meta(path: Path, snap: Snapshot) -> dict:
@@ -124,7 +127,22 @@ def load(
     return model.to(device).eval(), _tokenizer(path, snap)
 
 
+def _check_size(path: Path, snap: Snapshot, meta: dict) -> None:
+    """Refuse a config.json that describes a far bigger model than its weights file holds
+    (`n_layer: 1e30` would otherwise build layers until the memory runs out)."""
+    c = FAMILIES[meta["family"]].config_class.from_dict(meta["model"])
+    width, layers = getattr(c, "n_embd", 0), getattr(c, "n_layer", 0)
+    least = layers * width * width + getattr(c, "vocab_size", 0) * width  # numbers, at least
+    size = snap.size("model.safetensors")
+    if least * 2 > size:  # 2 bytes a number even in bf16
+        raise UserError(
+            f"{path}/config.json describes a model of at least {least:.3g} numbers, but "
+            f"model.safetensors holds {size} bytes; restore the config or retrain"
+        )
+
+
 def _model(path: Path, snap: Snapshot, meta: dict) -> nn.Module:
+    _check_size(path, snap, meta)
     try:
         model = build(meta["family"], meta["model"])
     except MODEL_ERRORS as e:
@@ -196,7 +214,7 @@ def resume(path: str | Path, model: nn.Module, log=None) -> dict:
             (log or (lambda msg: print(f"note: {msg}", file=sys.stderr)))(note)
     names = ("config.json", "model.safetensors", "trainer_state.pt")
     snap = _snapshot(path, names)
-    _meta(path, snap)
+    _check_size(path, snap, _meta(path, snap))
     state = _trainer_state(path, snap)
     file = path / "model.safetensors"
     load_weight_dict(model, parse_weights(snap.read("model.safetensors"), file), file)

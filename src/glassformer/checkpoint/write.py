@@ -27,6 +27,8 @@ from glassformer.tokenizers import Tokenizer
 
 FORMAT_VERSION = 1
 FILES = ("config.json", "model.safetensors", "tokenizer.model", "README.md", "trainer_state.pt")
+# a run folder: the checkpoint and the records beside it (never an input of the run)
+RUN_FILES = (*FILES, "manifest.json", "tokenizer.vocab", "metrics.jsonl", "loss.png")
 # files of an earlier save that this one may not rewrite (deleted so no other step lingers)
 OBSOLETE = ("trainer_state.pt", "tokenizer.vocab", "vocab.json")
 

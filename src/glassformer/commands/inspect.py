@@ -11,15 +11,12 @@ Every view prints the path it wrote.
 import argparse
 from pathlib import Path
 
+from glassformer.checkpoint import RUN_FILES
 from glassformer.core.checked_paths import check_input_file, check_output_file
 from glassformer.errors import UserError
 
 VIEWS = ("attention", "logit-lens", "next-token", "embeddings", "neurons", "tokens", "curves")
 NEEDS_TEXT = {"attention", "logit-lens", "next-token", "tokens"}
-RUN_FILES = (
-    "config.json", "model.safetensors", "tokenizer.model", "tokenizer.vocab", "manifest.json",
-    "trainer_state.pt", "README.md", "metrics.jsonl", "loss.png",
-)  # fmt: skip
 
 
 def add_parser(sub) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from glassformer import checkpoint
 from glassformer.commands.overrides import add_config_flags, apply_overrides
+from glassformer.core.checked_paths import check_output_dir
+from glassformer.core.lock import lock_for_run
 from glassformer.errors import UserError
 from glassformer.train.config import RunConfig
 from glassformer.train.config_file import read_config_file
@@ -208,8 +210,6 @@ def _finetune_config(args: argparse.Namespace, out_dir: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from glassformer.train.lm import LanguageModelRun
-
     if args.task:
         from glassformer.commands.task import run_task_command
 
@@ -219,6 +219,17 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps({"family": cfg.family, **cfg.to_dict()}, indent=2))
         return 0
+    inputs = [cfg.data.path, cfg.data.tokenizer, args.config, args.init_from]
+    check_output_dir(out_dir, inputs=inputs, files=checkpoint.RUN_FILES)  # before any work
+    if args.resume and not out_dir.is_dir():
+        raise UserError(f"cannot resume: {out_dir} does not exist; train without --resume")
+    with lock_for_run(out_dir, "glassformer train"):  # one run per folder
+        return _train(args, cfg, out_dir)
+
+
+def _train(args: argparse.Namespace, cfg: RunConfig, out_dir: Path) -> int:
+    from glassformer.train.lm import LanguageModelRun
+
     finetune = _finetune_config(args, out_dir)
     if not args.resume and (out_dir / "trainer_state.pt").exists():
         print(
