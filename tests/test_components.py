@@ -158,3 +158,19 @@ def test_cosine_attention_gpt_trains():
 
 def test_hookpoint_identity():
     assert torch.equal(HookPoint()(torch.ones(2)), torch.ones(2))
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.0])
+def test_residual_scale_weighs_the_skip_path(scale):
+    from glassformer.nn.block import Block
+
+    cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    cfg.residual_scale = scale
+    block = Block(cfg).eval()
+    x, pos = torch.randn(2, 5, 8), torch.arange(5)
+    with torch.no_grad():
+        mid = scale * x + block.attn(block.ln_1(x), pos)  # (B, T, C)
+        expected = scale * mid + block.mlp(block.ln_2(mid))
+        torch.testing.assert_close(block(x, pos), expected)
+    with pytest.raises(ValueError, match="residual_scale"):
+        GPTConfig(residual_scale=1.5)

@@ -232,6 +232,7 @@ def synthetic_results(name: str) -> dict:
             extra = {k: 0.5 + 0.1 * i for k in ("shuffle_gap", "loss_in_order", "grad_norm")}
             extra |= {"pos_over_token_norm": 1.0, "loss_shuffled": 3.0, "attn_entropy": 2.0 - i}
             extra |= {"attn_saturated": 0.1 * i, "grad_norm_qkv": 1.0 + i, "generation_loss": 3.0}
+            extra |= {"grad_first_over_last": 1.0 / (1 + i)}
             curve = [{"step": 100, "elapsed_s": 5.0, "val_loss": loss, "train_loss": loss}]
             runs.append(
                 {"seed": seed, "params": 1000, "steps": 400 - 50 * i, "train_time_s": 10.0}
@@ -266,14 +267,14 @@ def test_the_written_conclusion_agrees_with_the_numbers(name):
             assert float(m["d"]) == pytest.approx(diff, abs=1e-3), line
             assert m["word"] == (("worse" if diff > 0 else "better") if real else None), line
             checked += 1
-        if line.startswith("- in sum,"):  # the summary sorts the same way
-            ref = line.split(" than ")[1].split(":")[0]
-            for other in vs:
-                diff, _, real = compare(vs[other], vs[ref])
-                if other != ref and real:
-                    word = "worse" if diff > 0 else "better"
-                    part = line.split(f"measurably {word} than {ref}: ")[1].split(";")[0]
-                    assert other in part, (other, line)
+        if line.startswith("- in sum,"):  # the summary sorts each named variant the same way
+            for part in line.removeprefix("- in sum, ").rstrip(".").split("; "):
+                group, names = part.split(": ")
+                ref = group.split(" than " if " than " in group else " from ")[1]
+                for other in names.split(", "):
+                    diff, _, real = compare(vs[other.split(" (")[0]], vs[ref])
+                    word = ("worse" if diff > 0 else "better") if real else None
+                    assert group.startswith(f"measurably {word}" if word else "no measurable")
         assert "makes no difference" not in line
     if name not in ("mask", "norm"):  # these two compare in tables of their own
         assert checked, f"{name}: no verdict line found in {lines}"

@@ -7,7 +7,7 @@ from importlib import import_module
 
 from glassformer.errors import UserError
 
-NAMES = ("heads", "positions", "scaling", "norm", "mask", "activation", "rnn")
+NAMES = ("heads", "positions", "scaling", "norm", "mask", "activation", "residual", "rnn")
 
 
 def get_experiment(name: str):

@@ -15,6 +15,9 @@ the two, by the same rule: the target positions look up the encoder's output (`m
 
     x = x + cross(norm_cross(x), memory)            (pre-norm; post-norm likewise)
 
+`residual_scale` (default 1) weighs the skip path, `x -> s * x + f(norm(x))`: 0 removes the
+residual connection, so each block's output is its sublayers' alone (`experiment residual`).
+
 Hook points name the residual stream before the block (`resid_pre`), after attention
 (`resid_mid`), after cross-attention (`resid_cross`, decoder blocks only) and after the block
 (`resid_post`), and each sublayer's output (`attn_out`, `cross_out`, `mlp_out`).
@@ -44,6 +47,7 @@ class Block(nn.Module):
     def __init__(self, config: TransformerConfig, cross_attention: bool = False):
         super().__init__()
         self.pre_norm = config.norm_position == "pre"
+        self.skip = config.residual_scale  # 1: the residual connection; 0: none
         norm = partial(make_norm, config.norm, config.n_embd, config.bias, config.norm_eps)
         if cross_attention:
             self.ln_self = norm()
@@ -94,7 +98,9 @@ class Block(nn.Module):
         return self.hook_resid_post(self._add(x, self.ln_mlp, self.mlp, self.hook_mlp_out))
 
     def _add(self, x: torch.Tensor, norm, sublayer, hook_out, *args) -> torch.Tensor:
-        """One residual sublayer: x + f(norm(x)) (pre-norm) or norm(x + f(x)) (post-norm)."""
+        """One residual sublayer: x + f(norm(x)) (pre-norm) or norm(x + f(x)) (post-norm);
+        with `residual_scale` s < 1 the skip path carries s * x instead of x."""
+        skip = x if self.skip == 1.0 else self.skip * x
         if self.pre_norm:
-            return x + hook_out(sublayer(norm(x), *args))
-        return norm(x + hook_out(sublayer(x, *args)))
+            return skip + hook_out(sublayer(norm(x), *args))
+        return norm(skip + hook_out(sublayer(x, *args)))

@@ -91,6 +91,12 @@ class TransformerConfig:
         0.0, "if > 0, logits = cap * tanh(logits / cap)", range="[0, inf)"
     )
     zero_init_proj: bool = option(False, "start output projections of attention and MLP at zero")
+    residual_scale: float = option(
+        1.0,
+        "weight of the skip path in every block, x -> s * x + f(norm(x)): 1 is the residual "
+        "connection, 0 removes it (what breaks: glassformer experiment residual)",
+        range="[0, 1]",
+    )
 
     def __post_init__(self) -> None:
         check_fields(self, "model")  # types, finiteness, choices and the ranges above
