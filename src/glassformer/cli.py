@@ -50,10 +50,12 @@ def _use_formatter(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from glassformer.commands import (
         chat,
+        classify,
         data,
         embed,
         experiment,
         export,
+        fill_mask,
         generate,
         serve,
         tokenize,
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     generate.add_parser(sub)
     chat.add_parser(sub)
+    classify.add_parser(sub)
+    fill_mask.add_parser(sub)
     data.add_parser(sub)
     embed.add_parser(sub)
     tokenize.add_tokenize_parser(sub)

@@ -87,7 +87,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "generate",
         help="continue a prompt with a trained model",
-        description="Print the prompt and its continuation by the model in --model. A prompt "
+        description="Print the prompt and its continuation by the model in --model; for an "
+        "encoder-decoder (seq2seq) folder such as `train --task dates` writes, print its "
+        'greedy output for the prompt instead ("March 3, 2021" -> 2021-03-03). A prompt '
         "longer than the model's context is cropped to its last tokens (said on stderr). The "
         "command samples by default (--strategy sample, temperature 0.8), to show what the "
         "model can say; the Python API (glassformer.generate) is greedy by default, so a call "
@@ -143,13 +145,43 @@ def generation_options(args: argparse.Namespace) -> dict:
     return kw
 
 
+def translate(model, tokenizer, text: str, max_new_tokens: int) -> str:
+    """An encoder-decoder's greedy output for `text` (`Seq2Seq.greedy`, as the dates task
+    measures it): "March 3, 2021" -> "2021-03-03"."""
+    import torch
+
+    if not text:
+        raise UserError("the prompt is empty; pass --prompt with the text to translate")
+    ids = tokenizer.encode(text)  # a symbol outside the vocabulary: one sentence
+    block = model.config.block_size
+    if len(ids) > block:
+        raise UserError(
+            f"the prompt is {len(ids)} tokens, longer than the model's context of {block}; "
+            "pass a shorter --prompt"
+        )
+    src = torch.tensor([ids], device=next(model.parameters()).device)  # (1, S)
+    out = model.greedy(src, max_len=min(max_new_tokens, block - 1))[0].tolist()
+    eos = model.config.eos_id
+    return tokenizer.decode(out[: out.index(eos)] if eos in out else out)
+
+
 def run(args: argparse.Namespace) -> int:
     from glassformer.checkpoint import load
     from glassformer.core.device import pick_device
     from glassformer.generate.session import Session
+    from glassformer.models.registry import family_of
 
     options = generation_options(args)
-    model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
+    model, tokenizer = load(args.model, pick_device(args.device))
+    family = family_of(model)
+    if family == "seq2seq":
+        print(translate(model, tokenizer, args.prompt, args.max_new_tokens))
+        return 0
+    if family != "gpt":
+        raise UserError(
+            f"{args.model} holds a {family!r} model, not a 'gpt' one; pass a checkpoint folder "
+            "of the gpt family, or of the seq2seq family (glassformer train --task dates)"
+        )
     session = Session(model, tokenizer, **options)
     n = len(session.feed(args.prompt))  # also: an unknown character, an empty prompt
     if session.overflowed:

@@ -11,6 +11,8 @@ Every view prints the path it wrote.
 import argparse
 from pathlib import Path
 
+import torch
+
 from glassformer.checkpoint import RUN_FILES
 from glassformer.core.checked_paths import check_input_file, check_output_file
 from glassformer.errors import UserError
@@ -149,11 +151,9 @@ def build_view(args: argparse.Namespace) -> dict:
     from glassformer.checkpoint import load
     from glassformer.core.device import pick_device
 
-    model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
     if args.view == "attention":
-        from glassformer.inspect.attention import attention_view
-
-        return attention_view(model, tokenizer, text, args.layer, args.head)
+        return _attention(args, text)
+    model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
     if args.view == "logit-lens":
         from glassformer.inspect.logit_lens import logit_lens_view
 
@@ -173,6 +173,40 @@ def build_view(args: argparse.Namespace) -> dict:
 
     corpus = text if text else read_corpus(args.data)  # only a file the user named
     return neuron_view(model, tokenizer, corpus, args.layer or 0, args.neuron, args.top)
+
+
+def _attention(args: argparse.Namespace, text: str) -> dict:
+    """The attention view of a GPT, an encoder, or an encoder-decoder (whose maps include
+    cross-attention: the model's own greedy output for `text` reading the source)."""
+    from glassformer.checkpoint import load
+    from glassformer.core.device import pick_device
+    from glassformer.inspect import attention
+    from glassformer.inspect.text import encode_prompt, token_labels
+    from glassformer.models.registry import family_of
+
+    model, tokenizer = load(args.model, pick_device(args.device))
+    family = family_of(model)
+    if family == "encoder":
+        return attention.encoder_attention_view(model, tokenizer, text, args.layer, args.head)
+    if family == "gpt":
+        return attention.attention_view(model, tokenizer, text, args.layer, args.head)
+    if family != "seq2seq":
+        raise UserError(
+            f"{args.model} holds a {family!r} model, which has no attention; pass a gpt, "
+            "encoder or seq2seq checkpoint folder"
+        )
+    if args.layer is not None or args.head is not None:
+        raise UserError("--layer and --head apply to a GPT or an encoder; drop them for seq2seq")
+    src = encode_prompt(tokenizer, text, model.config.block_size)
+    device = next(model.parameters()).device
+    out = model.greedy(torch.tensor([src], device=device))[0].tolist()  # (T,) after [BOS]
+    eos = model.config.eos_id
+    out = out[: out.index(eos)] if eos in out else out
+    tgt_labels = ["[BOS]", *token_labels(tokenizer, out)]
+    src_labels = token_labels(tokenizer, src)
+    return attention.seq2seq_attention_view(
+        model, src, [model.config.bos_id, *out], src_labels, tgt_labels
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
     pattern[h, i, j] = softmax_j(q_i . k_j / sqrt(hs) + mask[i, j])      rows sum to 1
 
-`attention_view` (decoder-only) and `seq2seq_attention_view` (encoder self-attention, decoder
+`attention_view` (decoder-only), `encoder_attention_view` (bidirectional: every position
+sees every other) and `seq2seq_attention_view` (encoder self-attention, decoder
 self-attention and cross-attention, where target positions query the source) run the model
 once, caching every ``*.pattern`` hook point, and return plain data the renderers draw:
 
@@ -12,7 +13,7 @@ once, caching every ``*.pattern`` hook point, and return plain data the renderer
 
 import torch
 
-from glassformer.inspect.cache import hook_points, run_with_cache
+from glassformer.inspect.cache import hook_points, hooks, run_with_cache
 from glassformer.inspect.selection import check_layer_head
 from glassformer.inspect.text import as_batch, encode_prompt, rounded, token_labels
 
@@ -51,6 +52,45 @@ def attention_view(
     return {
         "kind": "attention",
         "title": "Attention patterns",
+        "text": text,
+        "tokens": labels,
+        "ids": ids,
+        "maps": maps,
+    }
+
+
+@torch.no_grad()
+def encoder_attention_view(
+    model, tokenizer, text: str, layer: int | None = None, head: int | None = None
+) -> dict:
+    """The self-attention patterns of an encoder (`Encoder.encode`, so with or without a
+    masked-LM head) on `text`, optionally one layer and/or one head."""
+    n_layer, n_head = model.config.n_layer, model.config.n_head
+    check_layer_head(layer, head, n_layer, n_head)
+    ids = encode_prompt(tokenizer, text, model.config.block_size)
+    names = [n for n in _pattern_names(model) if layer is None or n.split(".")[-3] == str(layer)]
+    cache: dict[str, torch.Tensor] = {}
+    keep = {n: (lambda x, _hook, n=n: cache.__setitem__(n, x)) for n in names}
+    with hooks(model, keep):
+        model.encode(as_batch(ids, model))
+    labels = token_labels(tokenizer, ids)
+    maps = []
+    for name in names:
+        pattern = cache[name][0]  # (nh, T, T)
+        heads = list(range(pattern.size(0))) if head is None else [head]
+        maps.append(
+            {
+                "name": name,
+                "layer": int(name.split(".")[-3]),
+                "queries": labels,
+                "keys": labels,
+                "head_ids": heads,
+                "heads": [rounded(pattern[h]) for h in heads],
+            }
+        )
+    return {
+        "kind": "attention",
+        "title": "Encoder self-attention patterns",
         "text": text,
         "tokens": labels,
         "ids": ids,

@@ -28,7 +28,9 @@ def _attention(view: dict, plt):
         ax.axis("off")
     for ax, (m, h, p) in zip(axes.flat, panels, strict=False):
         ax.imshow(p, cmap="Blues", vmin=0, vmax=1)
-        ax.set_title(f"layer {m['layer']} head {h}", fontsize=9)
+        # a seq2seq map says which attention it is: encoder self, decoder self or cross
+        part = {"cross": "cross ", "self": "dec " if "dec" in m["name"] else "enc "}
+        ax.set_title(f"{part.get(m.get('attention'), '')}layer {m['layer']} head {h}", fontsize=9)
         if n <= 40:
             ax.set_xticks(range(len(m["keys"])), m["keys"], rotation=90, fontsize=7)
             ax.set_yticks(range(len(m["queries"])), m["queries"], fontsize=7)
