@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
         "inspect",
         help="draw what a model does: attention, logit lens, next token, embeddings, ...",
         description="Write one view of a model as a self-contained HTML page (default) or a "
-        "PNG, and print its path. Views: attention (heatmaps per layer and head), logit-lens "
+        "PNG, and print its path. Views: attention (heatmaps per layer and head; also of an "
+        "encoder, and of an encoder-decoder with its cross-attention), logit-lens "
         "(the top tokens read from each layer), next-token (candidates and how temperature, "
         "top-k and top-p reshape them), embeddings (cosine similarity, nearest neighbours, "
         "2-D PCA of tokens, or of sentences with --sentences and the MiniLM encoder), neurons "
