@@ -55,7 +55,9 @@ def test_stream_equals_decode_on_any_token_sequence(bpe):
 
 
 def test_stop_strings_cut_before_and_hold_back_partial_matches():
-    stream = TextStream(decode=lambda ids: "".join(chr(i) for i in ids), stop=["END", "\n\n"])
+    stream = TextStream(
+        decode_bytes=lambda ids: "".join(chr(i) for i in ids).encode(), stop=["END", "\n\n"]
+    )
     assert stream.push([ord("a"), ord("b"), ord("E")]) == "ab"  # "E" may start "END"
     assert stream.push([ord("X")]) == "EX"  # it did not
     assert stream.push([ord("E"), ord("N")]) == ""

@@ -56,6 +56,13 @@ def test_encode_decode_round_trips_on_the_alphabet(kind):
     assert all(isinstance(i, int) and 0 <= i < tok.vocab_size for i in ids)
     assert tok.decode(ids) == text
     assert tok.decode(tok.encode_ordinary(text)) == text
+    # what streaming reads: the UTF-8 bytes, whole or token by token
+    assert tok.decode_bytes(ids) == text.encode("utf-8")
+    pieces = b"".join(tok.decode_bytes([i]) for i in ids)
+    if kind in ("wordpiece", "symbols-words"):  # words: decode puts the spaces between them
+        assert pieces == "".join(tok.decode([i]) for i in ids).encode("utf-8")
+    else:  # bytes or characters: the pieces are the text (a BPE piece may be half a character)
+        assert pieces == text.encode("utf-8")
 
 
 @pytest.mark.parametrize("kind", KINDS)

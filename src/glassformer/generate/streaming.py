@@ -9,8 +9,8 @@ until the token that completes it arrives:
     >>> s.push([0x63, 0xC3]), s.push([0xA9]), s.finish()
     ('c', 'é', '')
 
-Joining every piece gives exactly `tokenizer.decode(all ids)`. A character-level tokenizer
-(no `decode_bytes`) decodes token by token.
+Joining every piece gives exactly `tokenizer.decode(all ids)` for a byte-level tokenizer;
+every kind has `decode_bytes` (the Tokenizer protocol), whole characters for the others.
 
 Stop strings: when one appears in the text, the text before it is the last output and
 `stopped` becomes True (the stop string itself is not emitted). Text that could still be the
@@ -46,15 +46,8 @@ def complete_prefix(data: bytes) -> int:
 class TextStream:
     """Feed token ids with `push`, get the text that is safe to show; `finish` at the end."""
 
-    def __init__(
-        self,
-        decode_bytes: Callable[[Sequence[int]], bytes] | None = None,
-        decode: Callable[[Sequence[int]], str] | None = None,
-        stop: Sequence[str] = (),
-    ):
-        if decode_bytes is None and decode is None:
-            raise ValueError("TextStream needs decode_bytes or decode")
-        self.decode_bytes, self.decode = decode_bytes, decode
+    def __init__(self, decode_bytes: Callable[[Sequence[int]], bytes], stop: Sequence[str] = ()):
+        self.decode_bytes = decode_bytes
         self.stop = [s for s in stop if s]
         self.pending = b""  # bytes of an unfinished character
         self.held = ""  # text that may be the start of a stop string
@@ -62,16 +55,12 @@ class TextStream:
 
     @classmethod
     def for_tokenizer(cls, tokenizer, stop: Sequence[str] = ()) -> "TextStream":
-        if hasattr(tokenizer, "decode_bytes"):
-            return cls(decode_bytes=tokenizer.decode_bytes, stop=stop)
-        return cls(decode=tokenizer.decode, stop=stop)
+        return cls(decode_bytes=tokenizer.decode_bytes, stop=stop)
 
     def push(self, ids: Sequence[int]) -> str:
         """Text completed by these ids ('' while a character or a stop string is unfinished)."""
         if self.stopped:
             return ""
-        if self.decode_bytes is None:
-            return self._text(self.decode(list(ids)))
         data = self.pending + self.decode_bytes(list(ids))
         cut = complete_prefix(data)
         self.pending = data[cut:]

@@ -25,9 +25,7 @@ FINISH_REASONS = {"stop": "stop", "length": "length"}  # engine -> OpenAI
 
 def token_bytes(tokenizer, token_id: int) -> bytes:
     """The bytes of one token (a byte-level token may be part of a character)."""
-    if hasattr(tokenizer, "decode_bytes"):  # byte-level BPE; as TextStream.for_tokenizer asks
-        return tokenizer.decode_bytes([token_id])
-    return tokenizer.decode([token_id]).encode("utf-8", "surrogatepass")
+    return tokenizer.decode_bytes([token_id])
 
 
 class Choice:

@@ -82,6 +82,10 @@ class CharTokenizer:
                 )
         return "".join(chars[i] for i in ids)
 
+    def decode_bytes(self, ids: list[int]) -> bytes:
+        """`decode(ids)` as UTF-8: whole characters only (a token is never part of one)."""
+        return self.decode(ids).encode("utf-8", "surrogatepass")
+
     def save(self, path: str | os.PathLike) -> None:
         """Write `path` (the model) and `path` with suffix `.vocab` (one `id<TAB>char` per line)."""
         atomic_write_text(path, f"{header_line('char')}\nchars {json.dumps(self.chars)}\n")

@@ -33,7 +33,6 @@ def header_line(kind: str) -> str:
     return f"{MAGIC} {kind} {FORMAT_VERSION}"
 
 
-
 def vocab_path(path: str | os.PathLike) -> Path:
     """The human-readable dump: `vocab_path("ckpt/tokenizer.model") -> ckpt/tokenizer.vocab`."""
     return Path(path).with_suffix(".vocab")

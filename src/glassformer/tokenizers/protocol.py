@@ -49,6 +49,12 @@ class Tokenizer(Protocol):
         """The text of `ids`."""
         ...
 
+    def decode_bytes(self, ids: list[int]) -> bytes:
+        """The UTF-8 bytes of `ids`. A byte-level token may hold part of a character, so a
+        streamed piece can end inside one (generate/streaming.py keeps it until it is whole);
+        for the other kinds this is `decode(ids)` encoded."""
+        ...
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer file `path` (with a header line that `load_tokenizer` reads)."""
         ...

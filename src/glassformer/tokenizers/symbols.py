@@ -82,11 +82,13 @@ class SymbolVocab:
         n = len(self.symbols)
         for i in ids:
             if not 0 <= i < n:
-                raise UserError(
-                    f"token id {i} is outside this vocabulary (0..{n - 1})."
-                )
+                raise UserError(f"token id {i} is outside this vocabulary (0..{n - 1}).")
         parts = [self.symbols[i] for i in ids if i >= len(SPECIALS)]
         return (" " if self.words else "").join(parts)
+
+    def decode_bytes(self, ids: list[int]) -> bytes:
+        """`decode(ids)` as UTF-8: whole characters only (a token is never part of one)."""
+        return self.decode(ids).encode("utf-8", "surrogatepass")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write `path` and `path` with suffix `.vocab` (one `id<TAB>symbol` per line)."""

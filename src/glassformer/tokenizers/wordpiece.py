@@ -231,6 +231,10 @@ class WordPieceTokenizer:
 
     # ---- files ---------------------------------------------------------------------------
 
+    def decode_bytes(self, ids: list[int]) -> bytes:
+        """`decode(ids)` as UTF-8: whole characters only (a token is never part of one)."""
+        return self.decode(ids).encode("utf-8", "surrogatepass")
+
     def save(self, path: str | os.PathLike) -> None:
         """Write `path` and `path` with suffix `.vocab` (one `id<TAB>token` per line)."""
         order = sorted(self.inverse)
@@ -256,7 +260,9 @@ class WordPieceTokenizer:
                     raise ValueError(key)
                 options[key] = json.loads(value)
             if not isinstance(options["lowercase"], bool) or options["strip_accents"] not in (
-                True, False, None
+                True,
+                False,
+                None,
             ):
                 raise ValueError("options")
             if len(lines) != 3 + options["tokens"]:
