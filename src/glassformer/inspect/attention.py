@@ -34,29 +34,7 @@ def attention_view(
     if layer is not None:
         names = [n for n in names if n.split(".")[-3] == str(layer)]
     _, cache = run_with_cache(model, as_batch(ids, model), names=names)
-    labels = token_labels(tokenizer, ids)
-    maps = []
-    for name in names:
-        pattern = cache[name][0]  # (nh, Tq, Tk)
-        heads = list(range(pattern.size(0))) if head is None else [head]
-        maps.append(
-            {
-                "name": name,
-                "layer": int(name.split(".")[-3]),
-                "queries": labels,
-                "keys": labels,
-                "head_ids": heads,
-                "heads": [rounded(pattern[h]) for h in heads],
-            }
-        )
-    return {
-        "kind": "attention",
-        "title": "Attention patterns",
-        "text": text,
-        "tokens": labels,
-        "ids": ids,
-        "maps": maps,
-    }
+    return _self_attention_page("Attention patterns", text, tokenizer, ids, cache, names, head)
 
 
 @torch.no_grad()
@@ -73,6 +51,12 @@ def encoder_attention_view(
     keep = {n: (lambda x, _hook, n=n: cache.__setitem__(n, x)) for n in names}
     with hooks(model, keep):
         model.encode(as_batch(ids, model))
+    title = "Encoder self-attention patterns"
+    return _self_attention_page(title, text, tokenizer, ids, cache, names, head)
+
+
+def _self_attention_page(title, text, tokenizer, ids, cache, names, head) -> dict:
+    """The page data of self-attention patterns `cache[name]` (1, nh, T, T), one map a name."""
     labels = token_labels(tokenizer, ids)
     maps = []
     for name in names:
@@ -90,7 +74,7 @@ def encoder_attention_view(
         )
     return {
         "kind": "attention",
-        "title": "Encoder self-attention patterns",
+        "title": title,
         "text": text,
         "tokens": labels,
         "ids": ids,
