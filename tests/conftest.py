@@ -1,6 +1,7 @@
 """Shared fixtures: a private cache per test session, a Shakespeare excerpt, tiny runs."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,29 @@ def small_corpus(tmp_path) -> Path:
     path = tmp_path / "corpus.txt"
     path.write_text(embedded_corpus()[:20_000], encoding="utf-8")
     return path
+
+
+CHROMIUM = os.environ.get("GLASSFORMER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium driven by playwright (never `playwright install`: it downloads
+    a browser of its own). A test that uses it is skipped, saying why, where either is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (CI installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()

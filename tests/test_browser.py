@@ -5,22 +5,11 @@ Needs Debian's Chromium at /usr/bin/chromium (`apt-get install -y chromium`) and
 `playwright` Python package (never `playwright install`); skipped with a reason otherwise.
 """
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from glassformer.cli import main
-
-CHROMIUM = os.environ.get("GLASSFORMER_CHROMIUM", "/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-        reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium (CI installs it)",
-    )
-]
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 TEXT = "def add(a, b):\n    return a + b\n"
 
@@ -41,24 +30,6 @@ def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("browser") / "run"
     assert main(["train", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
-        yield b
-        b.close()
 
 
 def open_page(browser, path: Path, selectors: list[str], shot: Path) -> None:

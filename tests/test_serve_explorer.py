@@ -6,8 +6,6 @@ Needs Debian's Chromium at /usr/bin/chromium and the `playwright` Python package
 """
 
 import os
-import shutil
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,15 +14,6 @@ import torch
 from glassformer import GPT, GPTConfig
 from glassformer.serve import BackgroundServer, create_app
 from glassformer.tokenizers import BPETokenizer
-
-CHROMIUM = os.environ.get("GLASSFORMER_CHROMIUM", "/usr/bin/chromium")
-if not Path(CHROMIUM).exists():
-    CHROMIUM = shutil.which("chromium") or CHROMIUM
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="no Chromium at /usr/bin/chromium: apt-get install -y chromium (CI installs it)",
-)
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 TEXT = "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. " * 4
 
@@ -41,24 +30,6 @@ def served():
                 p.normal_(std=0.3)
     with BackgroundServer(create_app(model, tok, "tiny")) as url:
         yield url, tok
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
-        yield b
-        b.close()
 
 
 def test_the_explorer_shows_the_running_model(served, browser, tmp_path):
