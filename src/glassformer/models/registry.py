@@ -60,8 +60,6 @@ def build(family: str, config_dict: dict) -> nn.Module:
     (or TypeError), which the caller reports with the file it came from.
     """
     if family not in FAMILIES:
-        raise UserError(
-            f"unknown model family {family!r}; glassformer knows {', '.join(FAMILIES)}"
-        )
+        raise UserError(f"unknown model family {family!r}; glassformer knows {', '.join(FAMILIES)}")
     f = FAMILIES[family]
     return f.model_class(f.config_class.from_dict(config_dict))
