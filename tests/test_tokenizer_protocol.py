@@ -132,7 +132,7 @@ def test_old_task_vocab_json_is_read(tmp_path):
     [
         ("symbols", "words false\n"),
         ("symbols", "words false\nsymbols [1, 2]\n"),
-        ("wordpiece", "lowercase true\nstrip_accents null\ntokens 3\n0 \"[PAD]\"\n"),
+        ("wordpiece", 'lowercase true\nstrip_accents null\ntokens 3\n0 "[PAD]"\n'),
         ("wordpiece", "lowercase maybe\nstrip_accents null\ntokens 0\n"),
     ],
 )
