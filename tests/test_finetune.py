@@ -195,14 +195,8 @@ def test_init_from_refuses_a_model_that_is_not_a_language_model(tmp_path):
 
 @pytest.mark.slow
 def test_lora_finetune_of_smollm2_lowers_val_loss_and_generates_and_chats(
-    tmp_path, shakespeare, capsys, monkeypatch
+    tmp_path, shakespeare, capsys, monkeypatch, smollm2_gguf
 ):
-    from glassformer.interop.gguf import named_gguf
-
-    try:
-        named_gguf("smollm2")
-    except UserError as e:
-        pytest.skip(str(e))
     data = tmp_path / "plays.txt"
     data.write_text(shakespeare.read_text()[:12_000], encoding="utf-8")
     out = tmp_path / "ft"

@@ -9,18 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glassformer.errors import UserError
-from glassformer.interop.gguf import gguf_tokenizer, named_gguf, open_gguf
+from glassformer.interop.gguf import gguf_tokenizer, open_gguf
 from glassformer.tokenizers import DisallowedSpecialTokenError, load_tokenizer
 from glassformer.tokenizers.chat_template import render_chat
 from glassformer.tokenizers.pretrained_bpe import PretrainedBPE
 
 
 @pytest.fixture(scope="module")
-def path():
-    try:
-        return named_gguf("smollm2")
-    except UserError as e:
-        pytest.skip(str(e))
+def path(smollm2_gguf):
+    return smollm2_gguf
 
 
 @pytest.fixture(scope="module")

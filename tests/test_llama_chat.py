@@ -13,26 +13,17 @@ from glassformer.cli import main
 from glassformer.errors import UserError
 from glassformer.generate.conversation import Conversation
 from glassformer.interop import gguf
-from glassformer.interop.gguf import named_gguf
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smollm2():
-    try:
-        named_gguf("smollm2")
-    except UserError as e:
-        pytest.skip(str(e))
+def smollm2(smollm2_gguf):
     return glassformer.load("smollm2")
 
 
-def test_cli_chat_answers_and_keeps_context():
+def test_cli_chat_answers_and_keeps_context(smollm2_gguf):
     """Piped lines are user messages; the second only makes sense after the first."""
-    try:
-        named_gguf("smollm2")
-    except UserError as e:
-        pytest.skip(str(e))
     turns = "What is the capital of France?\nAnd of Germany?\n"
     run = subprocess.run(
         [sys.executable, "-m", "glassformer", "chat", "--model", "smollm2"]

@@ -10,9 +10,8 @@ import json
 import pytest
 import torch
 
-from glassformer.errors import UserError
 from glassformer.generate import GenerationOptions, generate_tokens
-from glassformer.interop.gguf import load_gguf, named_gguf
+from glassformer.interop.gguf import load_gguf
 from glassformer.nn.kv_cache import KVCache
 
 pytestmark = pytest.mark.slow
@@ -44,11 +43,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def path():
-    try:
-        return named_gguf("smollm2")
-    except UserError as e:
-        pytest.skip(str(e))
+def path(smollm2_gguf):
+    return smollm2_gguf
 
 
 @pytest.fixture(scope="module")

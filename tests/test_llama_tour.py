@@ -14,19 +14,13 @@ import glassformer
 from glassformer.cli import main
 from glassformer.commands.tour import Tour
 from glassformer.commands.tour_real import real_attention, real_embedding, real_logit_lens
-from glassformer.errors import UserError
 from glassformer.inspect.cache import run_with_cache
-from glassformer.interop.gguf import named_gguf
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smollm2():
-    try:
-        named_gguf("smollm2")
-    except UserError as e:
-        pytest.skip(str(e))
+def smollm2(smollm2_gguf):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matmuls: see test_llama_gguf.py
     yield glassformer.load("smollm2")

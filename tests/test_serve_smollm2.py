@@ -9,8 +9,6 @@ import threading
 import pytest
 
 from glassformer.checkpoint import load
-from glassformer.errors import UserError
-from glassformer.interop.gguf import named_gguf
 from glassformer.serve import BackgroundServer, create_app
 
 openai = pytest.importorskip("openai")
@@ -18,11 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def client():
-    try:
-        named_gguf("smollm2")
-    except UserError as e:
-        pytest.skip(str(e))
+def client(smollm2_gguf):
     model, tokenizer = load("smollm2")
     with BackgroundServer(create_app(model, tokenizer, "smollm2", max_batch=4)) as url:
         yield openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
