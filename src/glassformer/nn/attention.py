@@ -153,7 +153,8 @@ class SelfAttention(nn.Module):
         """
         B, T, C = x.shape
         kv_width = self.n_kv_head * self.head_dim
-        q, k, v = self.qkv(x).split((C, kv_width, kv_width), dim=2)  # (B, T, C), 2 x (B, T, kvw)
+        q_width = self.n_head * self.head_dim  # C, or this process's heads' share of it (tp)
+        q, k, v = self.qkv(x).split((q_width, kv_width, kv_width), dim=2)  # (B, T, qw), 2 x kvw
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
         v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
@@ -174,5 +175,5 @@ class SelfAttention(nn.Module):
             mask, causal = cache.attention_mask()
         z = attend(q, k, v, causal, scale, mask, dropout, self.hook_pattern, self.explicit)
         z = self.hook_z(z)
-        y = z.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, nh * hs) = (B, T, C)
+        y = z.transpose(1, 2).contiguous().view(B, T, q_width)  # (B, T, nh * hs) = (B, T, C)
         return self.resid_dropout(self.proj(y))
