@@ -77,8 +77,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, default_strategy: str) ->
         "--decode-dtype",
         choices=DECODE_DTYPES,
         default="float32",
-        help="run the one-token decode steps on a copy of the weights in this dtype "
-        "(fewer bytes read per token; the logits are rounded, so the text may differ)",
+        help="run the one-token decode steps on a copy of the weights in this dtype: "
+        "bfloat16, or int8 / int4 weight-only quantization (int4 in groups of 32, as GGUF's "
+        "Q4 blocks; CPU only). Fewer bytes are read per token; the logits are rounded, so "
+        "the text may differ",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 

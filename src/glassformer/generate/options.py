@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from glassformer.generate.option_error import OptionError
 from glassformer.generate.strategies import STRATEGIES
 
+# the precision of the multi-token feeds (the prompt): fp32 is exact (the same logits as the
+# plain forward); bf16 autocast is faster where the CPU multiplies bf16 fast and rounds the
+# prompt's keys and values; auto is bf16 there and fp32 elsewhere (core/device.py)
+PREFILL_PRECISIONS = ("fp32", "bf16", "auto")
 # the weights the one-token decode steps may run on (session.py: decode_copy)
-DECODE_DTYPES = ("float32", "bfloat16", "int8")
+DECODE_DTYPES = ("float32", "bfloat16", "int8", "int4")
 
 
 @dataclass
@@ -37,6 +41,7 @@ class GenerationOptions:
     stop_ids: tuple[int, ...] = ()
     use_cache: bool = True
     decode_dtype: str | None = None  # one of DECODE_DTYPES; None is the model's own weights
+    prefill_precision: str = "fp32"  # one of PREFILL_PRECISIONS (generate/context.py)
 
     def __post_init__(self) -> None:
         self.check()
@@ -109,5 +114,10 @@ class GenerationOptions:
                 "decode_dtype",
                 f"{self.decode_dtype} is available for the per-token strategies ({per_token}) "
                 f"only, not {self.strategy!r}",
+            )
+        if self.prefill_precision not in PREFILL_PRECISIONS:
+            raise OptionError(
+                "prefill_precision",
+                f"must be one of {', '.join(PREFILL_PRECISIONS)}, got {self.prefill_precision!r}",
             )
         strategy.check(self)

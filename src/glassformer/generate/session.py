@@ -31,18 +31,19 @@ is a loop of turns.
 """
 
 import copy
-import warnings
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from typing import Any
 
 import torch
 
+from glassformer.core.device import resolve_precision
 from glassformer.errors import UserError
 from glassformer.generate.context import Context
 from glassformer.generate.options import GenerationOptions
 from glassformer.generate.strategies import STRATEGIES
 from glassformer.generate.streaming import TextStream
+from glassformer.nn.quantized import QUANTIZED_DTYPES, quantized_copy
 from glassformer.tokenizers.protocol import Tokenizer
 
 
@@ -56,20 +57,24 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator | 
 def decode_copy(model: torch.nn.Module, dtype: str | None) -> torch.nn.Module | None:
     """A copy of `model` for the decode steps, or None to decode with the model itself.
 
-    "bfloat16": every weight in bf16. "int8": each Linear's weight in int8 (one scale per
-    matrix) with fp32 activations, through torch's dynamic quantization (fbgemm on x86; the
-    API is deprecated since torch 2.13 and will move to torchao). Either reads fewer bytes per
-    token than fp32, and either rounds the logits. (The choices: options.DECODE_DTYPES.)
+    "bfloat16": every weight in bf16. "int8" / "int4": the Linear layers' and the embedding's
+    weights in 8 / 4 bits (nn/quantized.py: int8 per output row, int4 in groups of 32 inputs
+    as GGUF's Q4 blocks; CPU kernels, bf16 inputs), the rest of the model as it is. Each reads
+    fewer bytes per token than fp32, and each rounds the logits. (The choices:
+    options.DECODE_DTYPES.)
     """
     if dtype in (None, "float32"):
         return None
-    if dtype == "int8":
-        from torch.ao.quantization import quantize_dynamic
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the deprecation notice of quantized tensors
-            return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, torch.qint8)
+    if dtype in QUANTIZED_DTYPES:
+        return quantized_copy(model, dtype)
     return copy.deepcopy(model).to(getattr(torch, dtype)).eval()
+
+
+def context_options(opts: GenerationOptions, ids: torch.Tensor) -> dict:
+    """The Context settings that come from the options: the cache's room for the new tokens
+    and the prompt's precision ("auto" resolved for the device of `ids`)."""
+    precision = resolve_precision(opts.prefill_precision, ids.device)
+    return {"room": opts.max_new_tokens, "prefill_precision": precision}
 
 
 def text_options(tokenizer, **options) -> GenerationOptions:
@@ -140,7 +145,11 @@ class Session:
         if self.ctx is None or not self.strategy.per_token:
             history = torch.tensor([self.ids], device=self.device)  # (1, T)
             self.ctx = Context(
-                self.model, history, use_cache=self.opts.use_cache, decode_model=self.decoder
+                self.model,
+                history,
+                use_cache=self.opts.use_cache,
+                decode_model=self.decoder,
+                **context_options(self.opts, history),
             )
         stops = set(self.opts.stop_ids)
         self.finish_reason = "length"
