@@ -14,6 +14,10 @@ attention (n_kv_head < n_head) the cache is n_head / n_kv_head times smaller. No
 allocated per step: a step writes its k, v into the next slot and attention reads the view
 `[..., :size, :]`.
 
+The capacity is what the generation needs (prompt + new tokens), not the model's context:
+SmolLM2's 8192 positions would be 380 MB per sequence, its 5-token prompt + 128 new tokens
+are 6 MB. A conversation that goes on past it calls `grow` (one copy, then room again).
+
 Left padding (batches of prompts with different lengths) is described by `pad` (B,): row b
 starts with pad[b] padding tokens. Those keys are masked out, and row b's positions count from
 its first real token, so a padded row computes what it would compute alone.
@@ -85,23 +89,15 @@ class KVCache:
         cls,
         model: torch.nn.Module,
         batch: int,
-        capacity: int | None = None,
+        capacity: int,
         pad: torch.Tensor | None = None,
         window: int | None = None,
     ) -> "KVCache":
-        """A cache shaped for `model` (a GPT): its K/V heads; capacity defaults to its context."""
+        """A cache of `capacity` positions shaped for `model` (a GPT): its K/V heads."""
         c = model.config
         p = next(model.parameters())
         return cls(
-            c.n_layer,
-            batch,
-            c.kv_heads,
-            capacity or c.block_size,
-            c.head_dim,
-            p.dtype,
-            p.device,
-            pad,
-            window,
+            c.n_layer, batch, c.kv_heads, capacity, c.head_dim, p.dtype, p.device, pad, window
         )
 
     @property
@@ -157,6 +153,21 @@ class KVCache:
         allowed = allowed | causal.triu(Tk - Tq)  # the diagonal
         return allowed[:, None], False  # (B, 1, Tq, Tk)
 
+    def grow(self, capacity: int) -> None:
+        """Hold up to `capacity` positions (≥ the current one); the cached entries are kept."""
+        if capacity <= self.capacity:
+            return
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_zeros((*old.shape[:3], capacity, old.size(4)))
+            new[:, :, :, : self.size] = old[:, :, :, : self.size]
+            setattr(self, name, new)
+        if self.key_valid is not None:
+            valid = self.key_valid.new_zeros(self.batch, capacity)
+            valid[:, : self.size] = self.key_valid[:, : self.size]
+            self.key_valid = valid
+        self.capacity = capacity
+
     def roll(self, n: int) -> None:
         """Forget the n oldest entries (shift the rest left); positions keep counting."""
         if n <= 0:
@@ -175,9 +186,17 @@ class KVCache:
         return self
 
     def reorder(self, rows: torch.Tensor) -> None:
-        """Keep rows `rows` (B',) of the batch, in that order (beam search, contrastive search)."""
-        self.k = self.k.index_select(1, rows)
-        self.v = self.v.index_select(1, rows)
+        """Keep rows `rows` (B',) of the batch, in that order (beam search, contrastive search).
+
+        Only the `size` filled slots are copied: the rest of the capacity is written before it
+        is read. (Copying all of it moved 1.5 GB a step of beam 4 on SmolLM2, whose context
+        is 8192: 32 tokens took 113 s instead of 15 s on a busy 2-core CPU.)
+        """
+        shape = (self.k.size(0), len(rows), *self.k.shape[2:])  # (L, B', nkv, capacity, hs)
+        k, v = self.k.new_empty(shape), self.v.new_empty(shape)
+        k[:, :, :, : self.size] = self.k[:, rows, :, : self.size]
+        v[:, :, :, : self.size] = self.v[:, rows, :, : self.size]
+        self.k, self.v = k, v
         if self.pad is not None:
             self.pad = self.pad.index_select(0, rows)
             self.key_valid = self.key_valid.index_select(0, rows)
