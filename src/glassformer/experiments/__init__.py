@@ -7,11 +7,21 @@ from importlib import import_module
 
 from glassformer.errors import UserError
 
-NAMES = ("heads", "positions", "scaling", "norm", "mask", "activation", "residual", "rnn")
+NAMES = (
+    "heads",
+    "positions",
+    "scaling",
+    "norm",
+    "mask",
+    "activation",
+    "residual",
+    "rnn",
+    "cross-attention",
+)
 
 
 def get_experiment(name: str):
     """The `Experiment` called `name`; a UserError listing the valid names otherwise."""
     if name not in NAMES:
         raise UserError(f"unknown experiment {name!r}; choose one of: {', '.join(NAMES)}")
-    return import_module(f"glassformer.experiments.{name}").EXPERIMENT
+    return import_module(f"glassformer.experiments.{name.replace('-', '_')}").EXPERIMENT

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from glassformer.core.files import atomic_write
-from glassformer.experiments import NAMES
+from glassformer.experiments import NAMES, get_experiment
 
 INTRO = """# Experiments: the lecture's questions, measured
 
@@ -70,7 +70,8 @@ def reproduce_command(results: dict) -> str:
     budget = results["budget"]
     flag = f"--steps {budget['steps']}" if "steps" in budget else f"--budget {budget['seconds']:g}"
     cmd = f"glassformer experiment {results['experiment']} {flag} --seeds {results['seeds']}"
-    if results["data"] != "embedded Python documentation":
+    generated = get_experiment(results["experiment"]).data is not None
+    if results["data"] != "embedded Python documentation" and not generated:
         cmd += f" --data {results['data']}"
     return cmd
 
@@ -86,8 +87,6 @@ def machine() -> str:
 
 def experiment_table() -> str:
     """The experiments with their default budgets, read from their definitions."""
-    from glassformer.experiments import get_experiment
-
     rows = [
         "| experiment | question | default budget | seeds | variants |",
         "|---|---|---|---|---|",

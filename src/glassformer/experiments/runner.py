@@ -11,8 +11,10 @@ train`), all under one budget:
 - a step budget: every run trains exactly `steps` optimizer steps (fair on a busy machine,
   where a time budget gives whoever ran while the CPU was free more steps).
 
-Each run's folder keeps its checkpoint and `metrics.jsonl`; the experiment folder gets the
-summary `results.json`, `curves.png` and `report.md` (see report.py).
+A run is the language-model run unless the experiment names its own (`Experiment.run`: the
+`cross-attention` experiment trains the encoder-decoder of the `dates` task on the data that
+task generates). Each run's folder keeps its checkpoint and `metrics.jsonl`; the experiment
+folder gets the summary `results.json`, `curves.png` and `report.md` (see report.py).
 
 Runs use one CPU thread (`threads`): these models are so small that a second thread gains
 little, and on a CPU shared with other work two threads waiting on each other made a step
@@ -65,6 +67,10 @@ class Experiment:
     notes: str = ""  # what the setup is and why, shown in the report
     table_metrics: tuple[str, ...] = ()  # measure/on_eval keys shown in the report's table
     expect_divergence: bool = False  # a non-finite loss is a result, not an error
+    # (cfg, run_dir, on_eval=, model_config=, progress=, log=) -> .run(), .model, .trainer;
+    # its evaluations record "val_loss"
+    run: Callable = LanguageModelRun
+    data: str | None = None  # the data `run` generates itself (then --data is refused)
     run_kwargs: dict = field(default_factory=dict)
 
 
@@ -122,6 +128,8 @@ def run_experiment(
 
 
 def _run(exp, out_dir, budget, steps, seeds, data, log, progress) -> dict:
+    if data and exp.data is not None:
+        raise UserError(f"experiment {exp.name} trains on {exp.data} it generates; drop --data")
     seeds = exp.default_seeds if seeds is None else seeds
     n_runs = len(exp.variants) * seeds
     bar = tqdm(
@@ -165,7 +173,7 @@ def _run(exp, out_dir, budget, steps, seeds, data, log, progress) -> dict:
         "budget": {"steps": steps} if steps is not None else {"seconds": budget},
         "seeds": seeds,
         "threads": torch.get_num_threads(),
-        "data": data or "embedded Python documentation",
+        "data": exp.data or data or "embedded Python documentation",
         "base_config": exp.base().to_dict(),
         "variants": variants,
     }
@@ -202,7 +210,7 @@ def refresh(out_dir: str | Path) -> dict:
 
 def _one_run(exp: Experiment, variant: Variant, cfg: RunConfig, run_dir: Path) -> dict:
     quiet = {"progress": False, "log": lambda msg: None}
-    lm = LanguageModelRun(cfg, run_dir, on_eval=exp.on_eval, model_config=variant.model, **quiet)
+    lm = exp.run(cfg, run_dir, on_eval=exp.on_eval, model_config=variant.model, **quiet)
     diverged = None
     try:
         lm.run()

@@ -142,6 +142,7 @@ def marian_to_hf(model: Seq2Seq) -> tuple[dict, dict[str, torch.Tensor]]:
     wanted = {"pos_emb": "sinusoidal", "sinusoid_layout": "halves", "norm_position": "post"}
     wanted.update({"norm": "layernorm", "bias": True, "tie_weights": True, "head_bias": True})
     wanted.update({"qk_norm": False, "cosine_attn": False, "attn_scale": True, "norm_eps": 1e-5})
+    wanted["cross_attention"] = "full"
     for field, value in wanted.items():
         if getattr(c, field) != value:
             raise UserError(

@@ -13,6 +13,12 @@ same `Block` with its cross-attention sublayer, nn/block.py), so
 shifted right by one (teacher forcing: `[BOS] y1 y2` -> `y1 y2 y3`); generation starts from
 `[BOS]` and appends the most likely token until `[EOS]` (greedy decoding).
 
+`cross_attention` says what the decoder sees of the source (`experiment cross-attention`
+measures each): `full`, every encoder position (the transformer); `mean`, one vector, the
+mean of the encoder's output over the real source tokens (the fixed-size summary that
+encoder-decoders before attention passed on); `none`, nothing: the decoder blocks have no
+cross-attention sublayer and read only their own prefix (the encoder still runs, unconnected).
+
 Post-norm (`norm(x + f(x))`, the paper and Marian) or pre-norm (`x + f(norm(x))`, with a final
 norm after each stack, as `torch.nn.Transformer(norm_first=True)`).
 
@@ -62,6 +68,13 @@ class Seq2SeqConfig(TransformerConfig):
     activation: str = option(
         "relu", "MLP activation", ("gelu", "gelu_tanh", "relu", "relu2", "silu", "swiglu")
     )
+    cross_attention: str = option(
+        "full",
+        "what the decoder reads of the source: full = cross-attention to every encoder "
+        "position; mean = to one vector, the mean of the encoder's output; none = no "
+        "cross-attention sublayer (the decoder sees only its own prefix)",
+        ("full", "mean", "none"),
+    )
     head_bias: bool = option(False, "a bias on the output logits (Marian's final_logits_bias)")
     pad_id: int = option(0, "padding id (source and target)", range="[0, inf)")
     bos_id: int = option(
@@ -83,6 +96,14 @@ class Seq2SeqConfig(TransformerConfig):
                 raise ValueError(f"model.{name} must be below model.vocab_size")
 
 
+def mean_memory(memory: torch.Tensor, src_mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean of memory (B, S, C) over the real source positions (src_mask 1) -> (B, 1, C)."""
+    if src_mask is None:
+        return memory.mean(1, keepdim=True)
+    w = src_mask[:, :, None].to(memory.dtype)  # (B, S, 1)
+    return (memory * w).sum(1, keepdim=True) / w.sum(1, keepdim=True)
+
+
 class Seq2Seq(nn.Module):
     """`Seq2Seq(config)(src, tgt_in, targets=None, src_mask=None) -> (logits, loss)`."""
 
@@ -97,8 +118,9 @@ class Seq2Seq(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         enc_cfg, dec_cfg = replace(config, causal=False), replace(config, causal=True)
         self.enc_blocks = nn.ModuleList(Block(enc_cfg) for _ in range(config.n_layer))
+        cross = config.cross_attention != "none"
         self.dec_blocks = nn.ModuleList(
-            Block(dec_cfg, cross_attention=True) for _ in range(config.n_dec_layer)
+            Block(dec_cfg, cross_attention=cross) for _ in range(config.n_dec_layer)
         )
         pre = config.norm_position == "pre"
         norm = lambda: make_norm(config.norm, C, config.bias, config.norm_eps)  # noqa: E731
@@ -142,6 +164,8 @@ class Seq2Seq(nn.Module):
     ) -> torch.Tensor:
         """tgt (B, T) target ids so far, memory (B, S, C) -> logits (B, T, vocab)."""
         x, pos = self._embed(tgt)
+        if self.config.cross_attention == "mean":
+            memory, src_mask = mean_memory(memory, src_mask), None  # (B, 1, C)
         mask = padding_mask(src_mask)
         for block in self.dec_blocks:
             x = block(x, pos, memory=memory, memory_mask=mask)

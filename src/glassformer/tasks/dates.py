@@ -85,21 +85,37 @@ class DatesTask:
     def vocab(self) -> SymbolVocab:
         return SymbolVocab.of_chars(ALPHABET)
 
-    def model(self, vocab: SymbolVocab) -> Seq2Seq:
-        return Seq2Seq(
-            Seq2SeqConfig(
-                vocab_size=vocab.vocab_size,
-                block_size=48,
-                n_layer=self.n_layer,
-                n_dec_layer=self.n_layer,
-                n_head=self.n_head,
-                n_embd=self.n_embd,
-                dropout=0.0,
-                pad_id=PAD,
-                bos_id=BOS,
-                eos_id=EOS,
-            )
+    def config(self, vocab: SymbolVocab) -> Seq2SeqConfig:
+        return Seq2SeqConfig(
+            vocab_size=vocab.vocab_size,
+            block_size=48,
+            n_layer=self.n_layer,
+            n_dec_layer=self.n_layer,
+            n_head=self.n_head,
+            n_embd=self.n_embd,
+            dropout=0.0,
+            pad_id=PAD,
+            bos_id=BOS,
+            eos_id=EOS,
         )
+
+    def model(self, vocab: SymbolVocab) -> Seq2Seq:
+        return Seq2Seq(self.config(vocab))
+
+
+def heldout_pairs(n: int) -> list[tuple[str, str]]:
+    """The first `n` held-out (written date, ISO date) pairs: the same in every run."""
+    return [example(random.Random(10_000 + i), held_out=True) for i in range(n)]
+
+
+def sampler(vocab: SymbolVocab) -> Callable[[int, torch.Generator], tuple[torch.Tensor, ...]]:
+    """`batches(n, gen)` for the Trainer: n encoded pairs of training days (`encode_batch`)."""
+
+    def batches(n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        rng = python_rng(gen)
+        return encode_batch([example(rng, False) for _ in range(n)], vocab)
+
+    return batches
 
 
 def encode_batch(pairs: list[tuple[str, str]], vocab: SymbolVocab):
@@ -133,22 +149,31 @@ def seq2seq_loss(model: Seq2Seq, batch: tuple[torch.Tensor, ...]) -> torch.Tenso
     return model(src, tgt_in, targets, src_mask=mask)[1]
 
 
+def heldout_loss(model: Seq2Seq, vocab: SymbolVocab, pairs: list[tuple[str, str]]) -> float:
+    """Mean cross-entropy per target token (10 characters and [EOS]) with teacher forcing."""
+    total = 0.0
+    for start in range(0, len(pairs), 256):
+        chunk = pairs[start : start + 256]
+        total += seq2seq_loss(model, encode_batch(chunk, vocab)).item() * len(chunk)
+    return total / len(pairs)
+
+
 def train(task: DatesTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
     """Train on generated training days; report exact match on the held-out days.
     `run`: log, progress, resume, stop_after (`tasks/run.py: train_task`)."""
     torch.manual_seed(cfg.seed)
     vocab = task.vocab()
     model = task.model(vocab)
-    test = [example(random.Random(10_000 + i), held_out=True) for i in range(task.n_test)]
-
-    def batches(n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-        rng = python_rng(gen)
-        return encode_batch([example(rng, False) for _ in range(n)], vocab)
+    test = heldout_pairs(task.n_test)
 
     def evaluate() -> dict:
-        return {"heldout_exact_match": exact_match(model, vocab, test)}
+        return {
+            "heldout_exact_match": exact_match(model, vocab, test),
+            "heldout_loss": heldout_loss(model, vocab, test),
+        }
 
     extra = {"n_heldout": len(test)}
+    batches = sampler(vocab)
     return train_task(
         "dates", model, vocab, cfg, out_dir, batches, seq2seq_loss, evaluate, extra, **run
     )
