@@ -17,7 +17,11 @@ def add_parser(sub) -> None:
         help="run an ablation experiment (heads, positions, scaling, norm, mask, ...)",
         description="Train every variant of one question on the same data with several "
         "seeds under one budget, then write curves.png, results.json and report.md "
-        "(the measured answer with its uncertainty). Experiments: " + ", ".join(NAMES) + ".",
+        "(the measured answer with its uncertainty). Experiments: "
+        + ", ".join(NAMES)
+        + ". `decoding` compares the decoding strategies on one model: SmolLM2 when that is "
+        "installed and no --budget, --steps or --data is given, else a char model it first "
+        "trains under that budget.",
     )
     p.add_argument("name", metavar="NAME", help="one of: " + ", ".join(NAMES))
     p.add_argument(

@@ -17,6 +17,7 @@ NAMES = (
     "residual",
     "rnn",
     "cross-attention",
+    "decoding",
 )
 
 

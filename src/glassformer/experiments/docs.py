@@ -68,8 +68,9 @@ python -m glassformer.experiments.docs experiments   # rebuild this page from th
 
 def reproduce_command(results: dict) -> str:
     budget = results["budget"]
-    flag = f"--steps {budget['steps']}" if "steps" in budget else f"--budget {budget['seconds']:g}"
-    cmd = f"glassformer experiment {results['experiment']} {flag} --seeds {results['seeds']}"
+    flag = f" --steps {budget['steps']}" if "steps" in budget else ""
+    flag = f" --budget {budget['seconds']:g}" if "seconds" in budget else flag  # none: decoding
+    cmd = f"glassformer experiment {results['experiment']}{flag} --seeds {results['seeds']}"
     generated = get_experiment(results["experiment"]).data is not None
     if results["data"] != "embedded Python documentation" and not generated:
         cmd += f" --data {results['data']}"
@@ -145,7 +146,7 @@ def build(root: Path, docs: Path) -> Path:
             heading = f"## `{results['experiment']}`"
             report = report.replace(heading, f"{heading} ({kind})", 1)
         sections[name] = (
-            f"{report}\n\n![{name}: val loss against wall time and steps]"
+            f"{report}\n\n![{name}: {get_experiment(results['experiment']).plot_caption}]"
             f"(experiments/{name}.png)\n\nReproduce:\n\n```sh\n"
             f"{reproduce_command(results)}\n```\n"
         )

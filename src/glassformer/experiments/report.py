@@ -37,6 +37,8 @@ def mean_curve(runs: list[dict], key: str, x: str = "step") -> tuple[list[float]
 
 
 def write_plot(exp, results: dict, path: Path) -> None:
+    if exp.plot is not None:  # an experiment that draws its results itself
+        return exp.plot(results, path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,14 +120,11 @@ def ranking_lines(results: dict) -> list[str]:
     return lines
 
 
-def write_report(exp, results: dict, path: Path) -> None:
+def loss_table(exp, results: dict) -> list[str]:
+    """The budget, the final val loss of every variant, and each against the best."""
     cols = ["variant", "params", "steps", "train s", "final val loss (mean ± std)", "diverged"]
     cols += list(exp.table_metrics)
     lines = [
-        f"## `{exp.name}`: {exp.question}",
-        "",
-        exp.notes,
-        "",
         f"Budget: {budget_text(results)}; seeds: {results['seeds']}; "
         f"data: {results['data']}; wall time of the whole experiment: "
         f"{results['wall_time_s']:.0f} s.",
@@ -150,7 +149,14 @@ def write_report(exp, results: dict, path: Path) -> None:
         "Final val loss against the best variant (difference ± standard error, paired by "
         "seed where every seed finished):",
     ]
-    lines += ranking_lines(results)
+    return lines + ranking_lines(results)
+
+
+def write_report(exp, results: dict, path: Path) -> None:
+    """The question, the notes, the table (the experiment's own, if it has one) and the
+    measured answer."""
+    lines = [f"## `{exp.name}`: {exp.question}", "", exp.notes, ""]
+    lines += exp.table(results) if exp.table is not None else loss_table(exp, results)
     if results["answer"]:
         lines += ["", "**Measured answer.**", "", *results["answer"]]
     lines.append("")

@@ -71,6 +71,13 @@ class Experiment:
     # its evaluations record "val_loss"
     run: Callable = LanguageModelRun
     data: str | None = None  # the data `run` generates itself (then --data is refused)
+    # An experiment that trains no variants (decoding: strategies compared on one model)
+    # measures them itself, (exp, out_dir, budget, steps, seeds, data, log) -> results, and
+    # draws and tabulates them itself: plot(results, path), table(results) -> Markdown lines
+    measure_all: Callable | None = None
+    plot: Callable | None = None
+    table: Callable | None = None
+    plot_caption: str = "val loss against wall time and steps"  # its alt text on the docs page
     run_kwargs: dict = field(default_factory=dict)
 
 
@@ -128,6 +135,10 @@ def run_experiment(
 
 
 def _run(exp, out_dir, budget, steps, seeds, data, log, progress) -> dict:
+    if exp.measure_all is not None:
+        results = exp.measure_all(exp, out_dir, budget, steps, seeds, data, log)
+        write_outputs(exp, results, out_dir)
+        return results
     if data and exp.data is not None:
         raise UserError(f"experiment {exp.name} trains on {exp.data} it generates; drop --data")
     seeds = exp.default_seeds if seeds is None else seeds
@@ -202,9 +213,10 @@ def refresh(out_dir: str | Path) -> dict:
 
     out_dir = Path(out_dir)
     results = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
-    for v in results["variants"].values():
+    exp = get_experiment(results["experiment"])
+    for v in results["variants"].values() if exp.measure_all is None else ():
         v["summary"] = summarize([r["final_val_loss"] for r in v["runs"]])
-    write_outputs(get_experiment(results["experiment"]), results, out_dir)
+    write_outputs(exp, results, out_dir)
     return results
 
 
