@@ -86,7 +86,7 @@ def train_task(
 
     def save(trainer_state: dict) -> None:
         meta = {"task": name, "results": results()}
-        checkpoint.save(out_dir, model, vocab, meta, trainer_state)
+        checkpoint.save(out_dir, trainer.whole_model, vocab, meta, trainer_state)  # unsharded
 
     trainer = Trainer(
         model,

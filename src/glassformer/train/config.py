@@ -76,6 +76,13 @@ class TrainConfig:
         "AVX512-BF16), fp32 elsewhere",
         ("auto", "fp32", "bf16"),
     )
+    parallel: str = option(
+        "ddp",
+        "how the processes of a torchrun share the work: ddp (each a whole copy, the batch "
+        "split), fsdp (parameters, gradients and optimizer state split, the batch too) or tp "
+        "(each block's matrices split, every process the whole batch); docs/performance.md",
+        ("ddp", "fsdp", "tp"),
+    )
     compile: bool = option(False, "run the model through torch.compile")
     sample_tokens: int = option(
         300, "tokens to sample at the end of training (0: none)", range="[0, inf)"

@@ -150,11 +150,11 @@ class LanguageModelRun:
         self.model, self.device, self.precision = model, self.trainer.device, self.trainer.precision
 
     def save(self, trainer_state: dict) -> None:
-        meta, model = self.cfg.to_dict(), self.model
+        meta, model = self.cfg.to_dict(), self.trainer.whole_model  # unsharded (fsdp, tp)
         if self.finetune is not None:
             meta["finetune"] = self.finetune.to_dict()
             if self.finetune.lora:  # adapters merged in: an ordinary checkpoint (nn/lora.py)
-                model, trainer_state = merged_copy(self.model), None
+                model, trainer_state = merged_copy(model), None
         checkpoint.save(self.out_dir, model, self.tokenizer, meta, trainer_state)
 
     # -- evaluation --------------------------------------------------------------------------
@@ -213,11 +213,12 @@ class LanguageModelRun:
     def sample(self, n_tokens: int) -> str:
         from glassformer.generate import GenerationOptions, generate_tokens
 
+        model = self.trainer.whole_model  # the last checkpoint's; unsharded (fsdp, tp)
         start = self.val_batches.ids[:1].astype("int64")
-        idx = torch.tensor(start, device=self.device)[None, :]  # (1, 1)
+        idx = torch.tensor(start, device=next(model.parameters()).device)[None, :]  # (1, 1)
         eot = self.tokenizer.eot_id
         opts = GenerationOptions(
             n_tokens, "sample", temperature=0.8, top_k=200, seed=self.cfg.train.seed,
             stop_ids=() if eot is None else (eot,),
         )  # fmt: skip
-        return self.tokenizer.decode(generate_tokens(self.model, idx, opts)[0].tolist())
+        return self.tokenizer.decode(generate_tokens(model, idx, opts)[0].tolist())

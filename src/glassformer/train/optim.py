@@ -15,6 +15,7 @@ Schedules map a step (and the fraction of training done) to a learning rate:
 import math
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from glassformer.core.device import has_fast_bf16
 from glassformer.train.config import TrainConfig
@@ -36,6 +37,10 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     fused = device.type in ("cuda", "cpu")
     if cfg.optimizer == "adamw":
         groups = param_groups(model, cfg.weight_decay)
+        if len({isinstance(p, DTensor) for p in model.parameters()}) > 1:
+            # tensor parallelism: sharded and whole parameters side by side, which the fused and
+            # foreach kernels refuse to mix; AdamW then updates one parameter at a time
+            return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=False)
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
     hidden = hidden_matrices(model)
     hidden_ids = {id(p) for p in hidden}

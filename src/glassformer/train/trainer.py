@@ -30,12 +30,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from glassformer.checkpoint.state import (
@@ -126,20 +124,21 @@ class Trainer:
         self.evaluate, self.save, self.describe = evaluate, save, describe
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
         self.device = pick_device(cfg.device)
-        self.dist = Distributed.from_env(self.device.type)
+        self.dist = Distributed.from_env(self.device.type, cfg.parallel)
         # a step is grad_accum x batch_size sequences whatever the number of processes: each
-        # process takes an equal share, in micro-batches of at most batch_size
-        rows = cfg.grad_accum * cfg.batch_size
-        if rows % self.dist.world_size:
+        # process takes an equal share, in micro-batches of at most batch_size (tensor
+        # parallelism: every process the whole step, each computing part of the model)
+        rows, shares = cfg.grad_accum * cfg.batch_size, self.dist.data_world
+        if rows % shares:
             raise UserError(
                 f"a step of {rows} sequences (train.grad_accum {cfg.grad_accum} x "
                 f"train.batch_size {cfg.batch_size}) does not split evenly over "
-                f"{self.dist.world_size} processes; make it a multiple of {self.dist.world_size}"
+                f"{shares} processes; make it a multiple of {shares}"
             )
-        self.share = rows // self.dist.world_size  # sequences per process and step
+        self.share = rows // shares  # sequences per process and step
         logger_names(cfg.log)  # a wrong --log is refused before anything is written
         self.precision = resolve_precision(cfg.precision, self.device)
-        self.model = model.to(self.device)
+        self.model = self.dist.shard(model.to(self.device), cfg.optimizer)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.step, self.elapsed, self.tokens_per_s = 0, 0.0, 0.0
@@ -148,9 +147,10 @@ class Trainer:
         if state is not None:
             self.load_state_dict(state)
             self.saved_step = self.step
-        self.forward = self.model
-        if self.dist.enabled:
-            self.forward = DistributedDataParallel(self.model)
+        self.forward = self.dist.forward_module(self.model)
+        # the model as one process holds it, as of the last checkpoint (fsdp, tp: an unsharded
+        # copy, on the main process only)
+        self.whole_model = None if self.dist.sharded else self.model
         if cfg.compile:
             self.forward = torch.compile(self.forward)
 
@@ -161,7 +161,7 @@ class Trainer:
         return {
             "step": self.step,
             "elapsed": self.elapsed,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.dist.optimizer_state(self.optimizer),
             "data_rng": self.data_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
@@ -176,7 +176,7 @@ class Trainer:
         if missing:
             raise UserError(f"{source} lacks {', '.join(missing)}; {FIX}")
         check_optimizer_state(self.optimizer, state["optimizer"], source)
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.dist.load_optimizer_state(self.optimizer, state["optimizer"])
         self.data_gen.set_state(
             check_rng_state(state["data_rng"], self.data_gen.get_state(), "data_rng", source)
         )
@@ -192,13 +192,17 @@ class Trainer:
             )
 
     def save_checkpoint(self) -> None:
-        if self.save is None or not self.dist.is_main:
+        if self.save is None:
+            return
+        state = self.state_dict()  # fsdp, tp: every process sends its shards
+        self.whole_model = self.dist.whole_model(self.model)
+        if not self.dist.is_main:
             return
         # never leave a torn checkpoint: a Ctrl-C during the write is held back until it ends
         held = []
         old = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
         try:
-            self.save(self.state_dict())
+            self.save(state)
             self.saved_step = self.step
         finally:
             signal.signal(signal.SIGINT, old)
@@ -213,20 +217,20 @@ class Trainer:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # Muon's group has its own peak
         # all micro-batches of this step, for all processes; this process takes its share
         batch_all = self.batches(cfg.grad_accum * cfg.batch_size, self.data_gen)
-        first = self.dist.rank * self.share
+        first = self.dist.data_rank * self.share
         end = first + self.share
         total = torch.zeros((), device=self.device)
         for lo in range(first, end, cfg.batch_size):
             hi = min(lo + cfg.batch_size, end)
             batch = tuple(t[lo:hi].to(self.device) for t in batch_all)  # (B, ...) each
-            sync = self.forward.no_sync() if self.dist.enabled and hi < end else nullcontext()
+            sync = self.dist.gradient_sync(self.forward, last=hi == end)
             with sync, autocast(self.precision, self.device):
                 loss = self.loss(self.forward, batch)
             weight = (hi - lo) / self.share  # a mean over the share's sequences
             (loss * weight).backward()
             total += loss.detach() * weight
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip, foreach=True)
+            self.dist.clip_grad_norm(list(self.model.parameters()), cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._tokens_per_step = batch_all[0].numel()  # all processes, all micro-batches
@@ -236,8 +240,7 @@ class Trainer:
 
     def _weights_finite(self) -> bool:
         """One reduction over all parameters (a NaN or infinity anywhere makes the norm one)."""
-        params = [p.detach() for p in self.model.parameters()]
-        return bool(torch.isfinite(torch.nn.utils.get_total_norm(params)))
+        return self.dist.weights_finite(list(self.model.parameters()))
 
     def _diverged(self, what: str) -> UserError:
         """Stop the run in one sentence; the last checkpoint (written before) stays as it was."""
