@@ -31,10 +31,12 @@ exceeds 2 SE, as for the other experiments' seeds (stats.py).
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from glassformer.core.files import atomic_write
 from glassformer.errors import UserError
@@ -196,8 +198,11 @@ def char_model(exp, out_dir: Path, budget, steps, data: str, log):
     return run.model, run.tokenizer, prompts, about
 
 
-def measure_all(exp, out_dir, budget, steps, seeds, data, log) -> dict:
-    """Load or train the model, run every strategy on every prompt, and collect results."""
+def measure_all(exp, out_dir, budget, steps, seeds, data, log, progress) -> dict:
+    """Load or train the model, run every strategy on every prompt, and collect results.
+
+    `progress`: one bar over all the continuations, with the time left, on a terminal.
+    """
     seeds = exp.default_seeds if seeds is None else seeds
     started = time.perf_counter()
     real = smollm2() if budget is None and steps is None and not data else None
@@ -211,15 +216,28 @@ def measure_all(exp, out_dir, budget, steps, seeds, data, log) -> dict:
         budget_used = {"steps": steps} if steps is not None else {"seconds": budget}
     model.eval()
     ids = [tokenizer.encode(p) for p in prompts]
+    n_runs = sum(seeds if o["strategy"] == "sample" else 1 for o in STRATEGIES.values())
+    bar = tqdm(
+        total=n_runs * len(ids),
+        unit="text",
+        desc=exp.name,
+        dynamic_ncols=True,
+        disable=None if progress else True,  # None: shown on a terminal only
+        file=sys.stderr,
+    )
     variants = {}
     for name, options in STRATEGIES.items():
         stochastic = options["strategy"] == "sample"
         runs = []
         for seed in range(seeds) if stochastic else [None]:
             log(f"[{exp.name}] {name}" + (f" seed {seed}" if stochastic else ""))
-            texts = [continuation(model, tokenizer, p, options, seed) for p in ids]
+            texts = []
+            for p in ids:
+                texts.append(continuation(model, tokenizer, p, options, seed))
+                bar.update(1)
             runs.append({"seed": seed, "continuations": texts})
         variants[name] = {"options": options, "stochastic": stochastic, "runs": runs}
+    bar.close()
     return {
         "experiment": exp.name,
         "question": exp.question,

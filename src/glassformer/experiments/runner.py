@@ -72,8 +72,8 @@ class Experiment:
     run: Callable = LanguageModelRun
     data: str | None = None  # the data `run` generates itself (then --data is refused)
     # An experiment that trains no variants (decoding: strategies compared on one model)
-    # measures them itself, (exp, out_dir, budget, steps, seeds, data, log) -> results, and
-    # draws and tabulates them itself: plot(results, path), table(results) -> Markdown lines
+    # measures them itself, (exp, out_dir, budget, steps, seeds, data, log, progress) ->
+    # results, and draws and tabulates them: plot(results, path), table(results) -> lines
     measure_all: Callable | None = None
     plot: Callable | None = None
     table: Callable | None = None
@@ -136,7 +136,7 @@ def run_experiment(
 
 def _run(exp, out_dir, budget, steps, seeds, data, log, progress) -> dict:
     if exp.measure_all is not None:
-        results = exp.measure_all(exp, out_dir, budget, steps, seeds, data, log)
+        results = exp.measure_all(exp, out_dir, budget, steps, seeds, data, log, progress)
         write_outputs(exp, results, out_dir)
         return results
     if data and exp.data is not None:
