@@ -469,14 +469,20 @@ def plot(results: dict, path: Path) -> None:
     colors = plt.get_cmap("tab10").colors
     for i, (name, v) in enumerate(vs.items()):
         lp, rep = summarize(per_prompt(v, "logprob")), summarize(per_prompt(v, "repeated_4"))
+        marker = "osD^v<>p"[i % 8]  # points of equal strategies coincide: tell them apart
         ax.errorbar(
-            lp["mean"], rep["mean"], xerr=lp["sem"], yerr=rep["sem"], fmt="o", color=colors[i]
-        )
-        ax.annotate(
-            name, (lp["mean"], rep["mean"]), fontsize=8, xytext=(4, 4), textcoords="offset points"
+            lp["mean"],
+            rep["mean"],
+            xerr=lp["sem"],
+            yerr=rep["sem"],
+            fmt=marker,
+            color=colors[i],
+            label=name,
+            alpha=0.8,
         )
     ax.set_xlabel("model's log-prob per token (higher: likelier)")
     ax.set_ylabel("repeated 4-grams (higher: loops)")
+    ax.legend(fontsize=7)
     names = list(vs)
     bx.barh(names, [tokens_per_s(vs[n]) for n in names], color=colors[: len(names)])
     bx.invert_yaxis()
