@@ -2,6 +2,7 @@
 numbers, and the experiment end to end on the dates task."""
 
 import json
+import math
 import re
 
 import pytest
@@ -116,6 +117,10 @@ def test_the_conclusion_agrees_with_the_numbers(loss, exact):
     assert floor == pytest.approx(11.1988 / 11, abs=1e-4)  # ln(73,049)
     none = loss["no cross-attention"]
     assert f"measured {none:.3f} ({none - floor:+.3f} from that)." in lines[-1]
+    for name in ("cross-attention", "one vector"):  # the loss it removes, in bits per date
+        bits = 11 * (none - loss[name]) / math.log(2)
+        assert f"{name} {bits:.1f} bits per date" in lines[-2]
+    assert "log2(73,049) = 16.16 bits" in lines[-2]
 
 
 def test_end_to_end_on_the_dates_task(tmp_path, capsys):

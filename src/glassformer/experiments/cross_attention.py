@@ -115,6 +115,11 @@ def calendar_loss() -> float:
     return math.log(LAST - FIRST + 1) / 11
 
 
+def bits_per_date(nats_per_token: float) -> float:
+    """A loss difference per target token as bits over the 11 tokens of one date."""
+    return 11 * nats_per_token / math.log(2)
+
+
 def exact_match_line(name: str, v: dict, ref_name: str, ref: dict) -> str:
     """Exact match of `name` against `ref_name` in points, paired by seed as `compare`."""
     diff, se, real = compare(v, ref, key="exact_match")
@@ -144,6 +149,14 @@ def conclude(results: dict) -> list[str]:
         cells = [f"{n} {fmt(over_seeds(vs[n], f'acc_{field}')['mean'])}" for n in VARIANTS]
         lines.append(f"- {field}: {'; '.join(cells)}.")
     none = vs["no cross-attention"]["summary"]["mean"]
+    carried = {n: bits_per_date(none - vs[n]["summary"]["mean"]) for n in (ref, others[0])}
+    lines.append(
+        "- what reaches the decoder from the source, as the loss it removes ((no "
+        "cross-attention's loss - the variant's) x 11 tokens / ln 2): "
+        + "; ".join(f"{n} {fmt(b, 1)} bits per date" for n, b in carried.items())
+        + f"; naming one day of {LAST - FIRST + 1:,} takes log2({LAST - FIRST + 1:,}) = "
+        f"{math.log2(LAST - FIRST + 1):.2f} bits."
+    )
     lines.append(
         f"- reference: a decoder that knows which days exist, all equally likely, but nothing "
         f"of the source has a loss of ln({LAST - FIRST + 1:,} days) / 11 tokens = "
