@@ -9,16 +9,16 @@ from glassformer.models.config import GPTConfig
 from glassformer.models.encoder import Encoder, EncoderConfig
 from glassformer.models.gpt import GPT
 from glassformer.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from glassformer.nn.positions import POSITIONS
+from glassformer.nn.positions import POSITIONS, SEQUENCE_POSITIONS
 
-SCHEMES = sorted(POSITIONS)
+SCHEMES = sorted(SEQUENCE_POSITIONS)  # the grid schemes of image patches: test_vit.py
 SMALL = dict(vocab_size=23, block_size=12, n_layer=1, n_head=2, n_embd=16)
 
 
 def test_the_configs_offer_exactly_the_registered_schemes():
     for cls in (GPTConfig, EncoderConfig, Seq2SeqConfig):
         (pos_emb,) = [f for f in fields(cls) if f.name == "pos_emb"]
-        assert set(pos_emb.metadata["choices"]) == set(POSITIONS), cls.__name__
+        assert set(pos_emb.metadata["choices"]) == set(SEQUENCE_POSITIONS), cls.__name__
     with pytest.raises(ValueError, match="pos_emb"):
         GPTConfig(pos_emb="alibi")
 

@@ -22,6 +22,7 @@ from glassformer.models.encoder import Encoder, EncoderConfig
 from glassformer.models.gpt import GPT
 from glassformer.models.lstm import LSTMConfig, LSTMLanguageModel
 from glassformer.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from glassformer.models.vit import VisionTransformer, VitConfig
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ FAMILIES: dict[str, Family] = {
         Family("lstm", LSTMLanguageModel, LSTMConfig),
         Family("encoder", Encoder, EncoderConfig),
         Family("seq2seq", Seq2Seq, Seq2SeqConfig),
+        Family("vit", VisionTransformer, VitConfig),
     )
 }
 

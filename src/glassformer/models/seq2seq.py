@@ -45,7 +45,7 @@ from glassformer.nn.embedding import TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points
 from glassformer.nn.init import init_normal
 from glassformer.nn.norm import make_norm
-from glassformer.nn.positions import POSITIONS
+from glassformer.nn.positions import POSITIONS, SEQUENCE_POSITIONS
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Seq2SeqConfig(TransformerConfig):
 
     n_layer: int = option(2, "encoder blocks", range="[1, 1024]")
     n_dec_layer: int = option(2, "decoder blocks", range="[1, 1024]")
-    pos_emb: str = option("sinusoidal", "position signal", tuple(POSITIONS))
+    pos_emb: str = option("sinusoidal", "position signal", SEQUENCE_POSITIONS)
     emb_scale: str = option(
         "sqrt_d",
         "multiply token embeddings by sqrt(n_embd) (the paper, Marian): auto = with "

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Self
 
 from glassformer.core.fields import check_fields, option
-from glassformer.nn.positions import POSITIONS
+from glassformer.nn.positions import SEQUENCE_POSITIONS
 
 
 @dataclass
@@ -48,7 +48,7 @@ class TransformerConfig:
     pos_emb: str = option(
         "learned",
         "position signal: learned table, fixed sinusoidal table, rotary q/k rotation, or none",
-        tuple(POSITIONS),
+        SEQUENCE_POSITIONS,
     )
     emb_scale: str = option(
         "auto",
@@ -121,7 +121,7 @@ class TransformerConfig:
         >>> TransformerConfig(n_embd=64, pos_emb="learned").embedding_scale
         1.0
         """
-        sinusoidal = self.pos_emb == "sinusoidal"
+        sinusoidal = self.pos_emb in ("sinusoidal", "sinusoidal-2d")
         on = self.emb_scale == "sqrt_d" or (self.emb_scale == "auto" and sinusoidal)
         return math.sqrt(self.n_embd) if on else 1.0
 

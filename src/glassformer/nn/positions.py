@@ -9,16 +9,23 @@ places:
 - `rotation`: a transform of the queries and keys inside every self-attention layer
   (rotary: rotary.py).
 
+`grid` marks a scheme for the patches of an image (nn/patches.py): a patch has a row and a
+column, which the config gives as `config.grid` (rows, cols). Only the vision transformer
+(models/vit.py) has a grid; the text families offer the `SEQUENCE_POSITIONS`.
+
 `max_length` says whether the scheme has a table of `block_size` rows. Then no position may
 reach `block_size`, and a generation longer than the context re-encodes its last `block_size`
 tokens. Without a table (rotary, none) positions count on, and the KV cache can roll (a
 sliding window: generate/context.py reads this flag).
 
 Adding a scheme (ALiBi, say) = its module in its own file, one entry in `POSITIONS`, and its
-case in tests/test_positions.py; the configs' `pos_emb` choices are the registry's names.
+case in tests/test_positions.py (a grid scheme's: tests/test_vit.py); the text configs'
+`pos_emb` choices are the registry's sequence schemes, the ViT's all of them.
 
     >>> sorted(POSITIONS)
-    ['learned', 'none', 'rotary', 'sinusoidal']
+    ['learned', 'learned-2d', 'none', 'rotary', 'sinusoidal', 'sinusoidal-2d']
+    >>> SEQUENCE_POSITIONS
+    ('learned', 'sinusoidal', 'rotary', 'none')
     >>> POSITIONS["learned"].max_length, POSITIONS["rotary"].max_length
     (True, False)
 """
@@ -30,6 +37,7 @@ from typing import Any
 from torch import nn
 
 from glassformer.nn.embedding import LearnedPositions, SinusoidalPositions
+from glassformer.nn.patches import LearnedGridPositions, SinusoidalGridPositions
 from glassformer.nn.rotary import Rotary
 
 # every factory is called with the model's config (nn/config.py: TransformerConfig)
@@ -44,6 +52,7 @@ class PositionScheme:
     max_length: bool
     embedding: Factory | None = None
     rotation: Factory | None = None
+    grid: bool = False  # positions of image patches on a (rows, cols) grid: config.grid
 
     def make_embedding(self, config) -> nn.Module | None:
         return None if self.embedding is None else self.embedding(config)
@@ -64,4 +73,12 @@ POSITIONS: dict[str, PositionScheme] = {
         max_length=False, rotation=lambda c: Rotary(c.head_dim, c.block_size, c.rope_theta)
     ),
     "none": PositionScheme(max_length=False),
+    "learned-2d": PositionScheme(
+        max_length=True, grid=True, embedding=lambda c: LearnedGridPositions(*c.grid, c.n_embd)
+    ),
+    "sinusoidal-2d": PositionScheme(
+        max_length=True, grid=True, embedding=lambda c: SinusoidalGridPositions(*c.grid, c.n_embd)
+    ),
 }
+# the schemes of a sequence of tokens: what the text families offer as `pos_emb`
+SEQUENCE_POSITIONS = tuple(name for name, scheme in POSITIONS.items() if not scheme.grid)
