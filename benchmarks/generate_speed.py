@@ -98,7 +98,7 @@ def main() -> None:
         )
 
         def full_vocab_prefill():  # the LM head on all 512 positions, not just the last
-            cache = KVCache.for_model(ours, 1)
+            cache = KVCache.for_model(ours, 1, long_prompt.size(1))
             with torch.no_grad():
                 logits, _ = ours(long_prompt, cache=cache)
             return logits[:, -1].argmax(-1)

@@ -145,7 +145,7 @@ def test_llama_logits_equal_hugging_face(tie, theta):
 def test_llama_with_our_kv_cache_equals_hugging_face_and_no_cache():
     ours, ref = _llama_pair(False, 100000.0)
     ids = torch.randint(0, 61, (2, 20), generator=torch.Generator().manual_seed(3))
-    cache = KVCache.for_model(ours, batch=2)
+    cache = KVCache.for_model(ours, batch=2, capacity=64)
     assert cache.k.shape == (2, 2, 2, 64, 8)  # (n_layer, B, n_kv_head, capacity, hs)
     with torch.no_grad():
         expected = ref(ids).logits

@@ -57,7 +57,7 @@ def test_model_forward_with_cache_in_chunks_equals_one_forward(pos_emb):
     model = _model(pos_emb)
     ids = torch.randint(0, 61, (3, 40), generator=torch.Generator().manual_seed(2))
     full, _ = model(ids)
-    cache = KVCache.for_model(model, batch=3)
+    cache = KVCache.for_model(model, batch=3, capacity=40)
     parts = [model(ids[:, a:b], cache=cache)[0] for a, b in [(0, 17), (17, 18), (18, 31), (31, 40)]]
     torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-5, rtol=0)
     assert cache.size == cache.seen == 40
@@ -67,7 +67,7 @@ def test_explicit_attention_path_and_hooks_see_the_cached_keys():
     model = _model("rotary", attn_impl="explicit")
     ids = torch.randint(0, 61, (1, 12), generator=torch.Generator().manual_seed(3))
     full, _ = model(ids)
-    cache = KVCache.for_model(model, batch=1)
+    cache = KVCache.for_model(model, batch=1, capacity=model.config.block_size)
     model(ids[:, :11], cache=cache)
     seen = []
     h = model.blocks[0].attn.hook_pattern.add_hook(lambda x, name: seen.append(x.shape))
@@ -155,7 +155,7 @@ def test_padded_batch_logits_equal_alone_within_1e_5():
     b = torch.tensor([[0, 0, 3, 4, 2]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])
     pad = (mask == 0).sum(1)
-    cache = KVCache.for_model(model, batch=2, pad=pad)
+    cache = KVCache.for_model(model, batch=2, capacity=5, pad=pad)
     batch_logits, _ = model(torch.cat((a, b)), cache=cache)
     alone, _ = model(b[:, 2:])
     torch.testing.assert_close(batch_logits[1, 2:], alone[0], atol=1e-5, rtol=0)
@@ -164,7 +164,7 @@ def test_padded_batch_logits_equal_alone_within_1e_5():
 
 def test_cache_overflow_is_a_clear_error():
     model = _model("learned", block=8)
-    cache = KVCache.for_model(model, batch=1)
+    cache = KVCache.for_model(model, batch=1, capacity=model.config.block_size)
     model(torch.zeros(1, 8, dtype=torch.long), cache=cache)
     with pytest.raises(ValueError, match="holds 8 tokens"):
         model(torch.zeros(1, 1, dtype=torch.long), cache=cache)

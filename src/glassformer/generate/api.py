@@ -23,6 +23,7 @@ from glassformer.generate.context import Context
 from glassformer.generate.options import GenerationOptions
 from glassformer.generate.session import (
     Session,
+    context_options,
     decode_copy,
     encode_prompt,
     make_generator,
@@ -82,12 +83,14 @@ def generate_tokens(
     try:
         if strategy.per_token:
             decoder = decode_copy(model, opts.decode_dtype)
-            ctx = Context(model, idx, pad, opts.use_cache, decoder)
+            ctx = Context(model, idx, pad, opts.use_cache, decoder, **context_options(opts, idx))
             return torch.cat([idx, *strategy.tokens(ctx, opts, generator)], dim=1)
         rows = []
         for b in range(idx.size(0)):
             prompt = idx[b, 0 if pad is None else int(pad[b]) :]  # (T_b,)
-            ctx = Context(model, prompt[None], use_cache=opts.use_cache)
+            ctx = Context(
+                model, prompt[None], use_cache=opts.use_cache, **context_options(opts, idx)
+            )
             rows += [
                 torch.cat((prompt, new)) for new in strategy.continuations(ctx, opts, generator)
             ]

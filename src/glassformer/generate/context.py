@@ -11,6 +11,14 @@ the logits of the next one?". A `Context` answers it, with or without a KV cache
 With `use_cache=False` each `logits()` runs the model over the whole window again (the plain
 definition; the tests compare the cached path against it).
 
+The cache holds what the generation needs, `room` new tokens after the prompt (the caller's
+max_new_tokens), and grows only when a later turn goes past that. A prompt longer than
+`PREFILL_CHUNK` tokens is fed in chunks of that many: the activations of one chunk are what a
+long prompt keeps in memory, and each chunk's queries see the cached keys of the earlier ones
+(the same logits as one pass). `prefill_precision="bf16"` runs the multi-token feeds under bf16
+autocast (fast where the CPU has AVX512-BF16 or AMX: core/device.py); the keys and values are
+stored in the model's dtype, and the one-token decode steps stay exact fp32 on those.
+
 `decode_model` (optional) is a copy of the model in another dtype that runs the one-token
 decode steps while the model itself runs every multi-token prefill. On a CPU whose bf16
 matrix-matrix products are slow but whose bf16 matrix-vector products read half the bytes of
@@ -34,8 +42,11 @@ Longer than the context (block_size = n):
 
 import torch
 
+from glassformer.core.device import autocast
 from glassformer.nn.kv_cache import KVCache
 from glassformer.nn.positions import POSITIONS
+
+PREFILL_CHUNK = 512  # a longer prompt is fed in chunks of this many tokens
 
 
 class Context:
@@ -48,8 +59,12 @@ class Context:
         pad: torch.Tensor | None = None,
         use_cache: bool = True,
         decode_model: torch.nn.Module | None = None,
+        room: int = 0,
+        prefill_precision: str = "fp32",
     ):
         self.model = model
+        self.room = room  # tokens the caller will append: the cache is sized for them
+        self.prefill_precision = prefill_precision  # "fp32" or "bf16" (autocast)
         self.decode_model = decode_model if use_cache else None
         self.block = model.config.block_size
         self.rolls = not POSITIONS[model.config.pos_emb].max_length  # no table to outgrow
@@ -79,7 +94,8 @@ class Context:
             return self._forward_window()
         N = self.ids.size(1)
         if self.cache is None and (self.rolls or N <= self.block):  # the prefill
-            self.cache = KVCache.for_model(self.model, self.batch, pad=self.pad)
+            capacity = min(self.block, N + self.room)
+            self.cache = KVCache.for_model(self.model, self.batch, capacity, self.pad)
             logits = self._feed(0, min(N, self.block))
             if N <= self.block:
                 return logits
@@ -103,11 +119,25 @@ class Context:
 
     def _feed(self, start: int, end: int) -> torch.Tensor:
         """Run ids[:, start:end] through the cache; the logits (B, V) after the last of them."""
-        model = self.model
-        if self.decode_model is not None:
-            model = self.decode_model if end - start == 1 else self.model
-            self.cache.to(next(model.parameters()).dtype)
-        logits, _ = self._run(self.ids[:, start:end], cache=self.cache, model=model)
+        need = self.cache.size + end - start
+        if need > self.cache.capacity:  # a later turn past the room: grow once for this turn
+            self.cache.grow(min(self.block, max(need + self.room, 2 * self.cache.capacity)))
+        if end - start == 1:  # a decode step
+            model = self.decode_model or self.model
+            if self.decode_model is not None:
+                self.cache.to(next(model.parameters()).dtype)
+            logits, _ = self._run(self.ids[:, start:end], cache=self.cache, model=model)
+        else:
+            if self.decode_model is not None:
+                self.cache.to(next(self.model.parameters()).dtype)
+            hidden = []  # each chunk's hidden states, when kept (contrastive search)
+            with autocast(self.prefill_precision, self.ids.device):
+                for a in range(start, end, PREFILL_CHUNK):
+                    chunk = self.ids[:, a : min(a + PREFILL_CHUNK, end)]
+                    logits, _ = self._run(chunk, cache=self.cache)
+                    hidden.append(self.hidden)
+            if self.keep_hidden:
+                self.hidden = torch.cat(hidden, dim=1)  # (B, end - start, C)
         self.fed = end
         return logits[:, -1, :].float()  # (B, V)
 
@@ -115,7 +145,7 @@ class Context:
         """Empty the cache, positions from 0 again, padding shifted out with the old tokens."""
         dropped = self.ids.size(1) - self.block
         pad = None if self.pad is None else (self.pad - dropped).clamp(min=0)
-        self.cache = KVCache.for_model(self.model, self.batch, pad=pad)
+        self.cache = KVCache.for_model(self.model, self.batch, self.block, pad)
 
     def _forward_window(self) -> torch.Tensor:
         """No cache: run the model over what it can see and return the last logits."""

@@ -152,17 +152,16 @@ class SelfAttention(nn.Module):
         (the cache supplies the mask: bottom-right causal, padding hidden).
         """
         B, T, C = x.shape
-        kv_width = self.n_kv_head * self.head_dim
-        q_width = self.n_head * self.head_dim  # C, or this process's heads' share of it (tp)
-        q, k, v = self.qkv(x).split((q_width, kv_width, kv_width), dim=2)  # (B, T, qw), 2 x kvw
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
+        nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim  # (tp: this process's heads)
+        heads = self.qkv(x).view(B, T, nh + 2 * nkv, hs).transpose(1, 2)  # (B, nh+2nkv, T, hs)
+        # q and k are neighbours in the fused projection: normalise and rotate them as one
+        # tensor (the same numbers in half the calls of doing each alone)
+        qk, v = heads.split((nh + nkv, nkv), dim=1)  # (B, nh + nkv, T, hs), (B, nkv, T, hs)
         if self.qk_norm:
-            q = F.rms_norm(q, (self.head_dim,))
-            k = F.rms_norm(k, (self.head_dim,))
+            qk = F.rms_norm(qk, (hs,))
         if self.rotation is not None:
-            q, k = self.rotation(q, pos), self.rotation(k, pos)
+            qk = self.rotation(qk, pos)
+        q, k = qk.split((nh, nkv), dim=1)  # (B, nh, T, hs), (B, nkv, T, hs)
         scale = self.scale
         if self.log_temp is not None:  # cosine attention: unit q and k, learned temperature
             q = F.normalize(q, dim=-1) * self.log_temp.exp().view(1, -1, 1, 1).to(q.dtype)
@@ -175,5 +174,5 @@ class SelfAttention(nn.Module):
             mask, causal = cache.attention_mask()
         z = attend(q, k, v, causal, scale, mask, dropout, self.hook_pattern, self.explicit)
         z = self.hook_z(z)
-        y = z.transpose(1, 2).contiguous().view(B, T, q_width)  # (B, T, nh * hs) = (B, T, C)
+        y = z.transpose(1, 2).reshape(B, T, nh * hs)  # (B, T, nh * hs): C, or tp's share
         return self.resid_dropout(self.proj(y))

@@ -14,6 +14,10 @@ attention (n_kv_head < n_head) the cache is n_head / n_kv_head times smaller. No
 allocated per step: a step writes its k, v into the next slot and attention reads the view
 `[..., :size, :]`.
 
+The capacity is what the generation needs (prompt + new tokens), not the model's context:
+SmolLM2's 8192 positions would be 380 MB per sequence, its 5-token prompt + 128 new tokens
+are 6 MB. A conversation that goes on past it calls `grow` (one copy, then room again).
+
 Left padding (batches of prompts with different lengths) is described by `pad` (B,): row b
 starts with pad[b] padding tokens. Those keys are masked out, and row b's positions count from
 its first real token, so a padded row computes what it would compute alone.
@@ -85,23 +89,15 @@ class KVCache:
         cls,
         model: torch.nn.Module,
         batch: int,
-        capacity: int | None = None,
+        capacity: int,
         pad: torch.Tensor | None = None,
         window: int | None = None,
     ) -> "KVCache":
-        """A cache shaped for `model` (a GPT): its K/V heads; capacity defaults to its context."""
+        """A cache of `capacity` positions shaped for `model` (a GPT): its K/V heads."""
         c = model.config
         p = next(model.parameters())
         return cls(
-            c.n_layer,
-            batch,
-            c.kv_heads,
-            capacity or c.block_size,
-            c.head_dim,
-            p.dtype,
-            p.device,
-            pad,
-            window,
+            c.n_layer, batch, c.kv_heads, capacity, c.head_dim, p.dtype, p.device, pad, window
         )
 
     @property
@@ -156,6 +152,21 @@ class KVCache:
         # every query sees at least itself: a padding query's row of -inf would give NaN
         allowed = allowed | causal.triu(Tk - Tq)  # the diagonal
         return allowed[:, None], False  # (B, 1, Tq, Tk)
+
+    def grow(self, capacity: int) -> None:
+        """Hold up to `capacity` positions (≥ the current one); the cached entries are kept."""
+        if capacity <= self.capacity:
+            return
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_zeros((*old.shape[:3], capacity, old.size(4)))
+            new[:, :, :, : self.size] = old[:, :, :, : self.size]
+            setattr(self, name, new)
+        if self.key_valid is not None:
+            valid = self.key_valid.new_zeros(self.batch, capacity)
+            valid[:, : self.size] = self.key_valid[:, : self.size]
+            self.key_valid = valid
+        self.capacity = capacity
 
     def roll(self, n: int) -> None:
         """Forget the n oldest entries (shift the rest left); positions keep counting."""
