@@ -121,6 +121,14 @@ def test_the_conclusion_agrees_with_the_numbers(loss, exact):
         bits = 11 * (none - loss[name]) / math.log(2)
         assert f"{name} {bits:.1f} bits per date" in lines[-2]
     assert "log2(73,049) = 16.16 bits" in lines[-2]
+    assert not any("not yet where to read it" in line for line in lines)
+
+
+def test_a_run_too_short_to_read_the_source_says_so():
+    lines = get_experiment("cross-attention").conclude(
+        _synthetic(*[dict.fromkeys(VARIANTS, x) for x in (1.05, 0.0)])
+    )
+    assert lines[-1].startswith("- after 100 steps even full cross-attention is within 0.1 nats")
 
 
 def test_end_to_end_on_the_dates_task(tmp_path, capsys):

@@ -164,6 +164,15 @@ def conclude(results: dict) -> list[str]:
         f"{LAST - FIRST + 1:,}; without cross-attention the decoder measured {fmt(none)} "
         f"({signed(none - calendar_loss())} from that)."
     )
+    full = vs[ref]["summary"]["mean"]
+    if full > calendar_loss() - 0.1:
+        steps = sum(r["steps"] for r in vs[ref]["runs"]) / len(vs[ref]["runs"])
+        lines.append(
+            f"- after {steps:.0f} steps even full cross-attention is within 0.1 nats of that "
+            "loss: the decoder has learned what a date looks like, not yet where to read it in "
+            "the source; what cross-attention carries shows only in a longer run "
+            "(e.g. `--steps 800`)."
+        )
     return lines + budget_caveat(results)
 
 
