@@ -142,29 +142,33 @@ def gpt_rescored(gpt: GPT, x: torch.Tensor, pos: int, n_specials: int) -> torch.
 
 @torch.no_grad()
 def measure(m: Models, n_windows: int = 2000, n_rescored: int = 200, seed: int = 0) -> dict:
-    """Accuracy and loss of both models at the same positions of the same held-out windows."""
+    """Accuracy and loss of both models at the same positions of the same held-out windows:
+    {what: {model: {"accuracy": ..., "loss": ...}}}."""
     gen = torch.Generator().manual_seed(seed)
     x = windows(m.val_ids, n_windows, T, gen)  # (N, T)
     mid, last = x[:, MIDDLE], x[:, T - 1]
     majority = lambda t: (t == m.majority).float().mean().item()  # noqa: E731
-    n_rescored = min(n_rescored, n_windows)
-    rescored = gpt_rescored(m.gpt, x[:n_rescored], MIDDLE, len(SPECIALS))
+    n = min(n_rescored, n_windows)
+    rescored = gpt_rescored(m.gpt, x[:n], MIDDLE, len(SPECIALS))  # (n, V)
+    passes = m.vocab.vocab_size - len(SPECIALS)
     return {
-        "fill_in_the_middle": {
+        "fill-in-the-middle": {
             "encoder (both sides, 1 pass)": score(encoder_at(m.encoder, x, MIDDLE), mid),
             "gpt (left side only, 1 pass)": score(gpt_at(m.gpt, x, MIDDLE), mid),
-            f"gpt (both sides, {m.vocab.vocab_size - len(SPECIALS)} passes: every candidate "
-            f"scored; first {n_rescored} windows)": {
-                "accuracy": (rescored.argmax(-1) == mid[:n_rescored]).float().mean().item()
-            },
             "most frequent character": {"accuracy": majority(mid)},
+        },
+        f"fill-in-the-middle, first {n} windows": {
+            "encoder (both sides, 1 pass)": score(encoder_at(m.encoder, x[:n], MIDDLE), mid[:n]),
+            "gpt (left side only, 1 pass)": score(gpt_at(m.gpt, x[:n], MIDDLE), mid[:n]),
+            f"gpt (both sides: {passes} passes, every candidate scored)": {
+                "accuracy": (rescored.argmax(-1) == mid[:n]).float().mean().item()
+            },
         },
         "continuation": {
             "encoder ([MASK] at the end, 1 pass)": score(encoder_at(m.encoder, x, T - 1), last),
             "gpt (1 pass)": score(gpt_at(m.gpt, x, T - 1), last),
             "most frequent character": {"accuracy": majority(last)},
         },
-        "n_windows": n_windows,
     }
 
 
@@ -186,13 +190,14 @@ def continue_text(m: Models, prompt: torch.Tensor, n: int) -> dict:
     }
 
 
-def markdown(results: dict) -> str:
+def markdown(measured: dict) -> str:
+    """`measure`'s results as a Markdown table."""
     lines = ["| task | model | accuracy | loss (nats) |", "|---|---|---|---|"]
-    for task in ("fill_in_the_middle", "continuation"):
-        for model, r in results[task].items():
+    for task, models in measured.items():
+        for model, r in models.items():
             loss = f"{r['loss']:.3f}" if "loss" in r else "–"
             acc = f"{100 * r['accuracy']:.1f}%"
-            lines.append(f"| {task.replace('_', '-')} | {model} | {acc} | {loss} |")
+            lines.append(f"| {task} | {model} | {acc} | {loss} |")
     return "\n".join(lines)
 
 
@@ -208,16 +213,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     models = train_both(read_corpus(args.data), args.steps, args.encoder_steps)
-    results = measure(models, args.windows)
+    measured = measure(models, args.windows)
+    results = {"measured": measured, "n_windows": args.windows}
     prompt = windows(models.val_ids, 1, 32, torch.Generator().manual_seed(5))[0]  # (32,)
     results["generation"] = continue_text(models, prompt, 32)
     steps = {"encoder": args.encoder_steps or args.steps, "gpt": args.steps}
     results |= {"steps": steps, "threads": args.threads, "train_seconds": models.train_seconds}
     results["params"] = {"encoder": models.encoder.num_params(), "gpt": models.gpt.num_params()}
     results["wall_s"] = round(time.perf_counter() - started, 1)
-    print(markdown(results))
-    rest = {k: v for k, v in results.items() if k not in ("fill_in_the_middle", "continuation")}
-    print(json.dumps(rest, indent=1))
+    print(markdown(measured))
+    print(json.dumps({k: v for k, v in results.items() if k != "measured"}, indent=1))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1)
