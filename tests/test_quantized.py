@@ -129,14 +129,18 @@ def test_quantize_replaces_every_linear_and_the_embedding(tie):
     ref, _ = model(ids)
     copy4 = quantized_copy(model, "int4")
     assert not any(isinstance(m, nn.Linear | nn.Embedding) for m in copy4.modules())
-    assert isinstance(copy4.tok_emb, Int8Embedding) and isinstance(copy4.lm_head, Int4Linear)
+    assert isinstance(copy4.tok_emb, Int8Embedding) and isinstance(
+        copy4.blocks[0].mlp.fc, Int4Linear
+    )
+    assert isinstance(copy4.lm_head, Int8Linear)  # the head stays 8-bit unless asked
+    assert isinstance(quantized_copy(model, "int4", int8_layers=()).lm_head, Int4Linear)
     assert torch.equal(model(ids)[0], ref)  # the copy left the model as it was
     out, _ = copy4(ids)
     assert out.dtype == torch.float32
     assert float((out - ref).abs().max()) < 0.1 * float(ref.abs().max())
     copy8 = quantized_copy(model, "int8")
     if tie:  # one int8 table serves the embedding and the head
-        assert copy8.lm_head.q is copy8.tok_emb.q
+        assert copy8.lm_head.q is copy8.tok_emb.q and copy4.lm_head.q is copy4.tok_emb.q
     assert float((copy8(ids)[0] - ref).abs().max()) < 0.02 * float(ref.abs().max())
     in_place = quantize(model, "int4")
     assert in_place is model and torch.equal(model(ids)[0], out)
