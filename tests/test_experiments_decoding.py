@@ -71,11 +71,13 @@ def test_logprobs_sum_to_the_beam_search_score():
     assert got == pytest.approx(best.logprob, abs=1e-4)
 
 
-def _synthetic(logprob: dict, repeated: dict, n_prompts: int = 5) -> dict:
+def _synthetic(logprob: dict, repeated: dict, n_prompts: int = 5, distinct2=None) -> dict:
     """A results.json of the decoding experiment with known numbers: strategy s has log-prob
     logprob[s] and repeated 4-grams repeated[s] on average over the prompts, each prompt
     off by a jitter (-0.02..0.02, its own order for each strategy, so that differences have
-    a spread; mean 0 over the 5 prompts)."""
+    a spread; mean 0 over the 5 prompts). distinct-2 is 1 - repeated unless `distinct2`
+    gives it."""
+    distinct2 = distinct2 or {name: 1 - repeated[name] for name in STRATEGIES}
     variants = {}
     for k, (name, options) in enumerate(STRATEGIES.items()):
         stochastic = options["strategy"] == "sample"
@@ -88,7 +90,7 @@ def _synthetic(logprob: dict, repeated: dict, n_prompts: int = 5) -> dict:
                 conts.append(
                     {"ids": ids, "text": "x", "stopped": False, "n_tokens": 10 + i}
                     | {"seconds": 0.1, "logprob": logprob[name] + jitter}
-                    | {"distinct_1": 0.5, "distinct_2": 1 - repeated[name] + jitter}
+                    | {"distinct_1": 0.5, "distinct_2": distinct2[name] + jitter}
                     | {"distinct_3": 0.9, "repeated_4": repeated[name] + jitter}
                 )
             runs.append({"seed": seed, "continuations": conts})
@@ -165,6 +167,19 @@ def test_the_answer_when_the_differences_are_noise():
     assert "repeats itself as much within the noise" in beam
     (why,) = [ln for ln in lines if "**Why contrastive?**" in ln]
     assert "repeats no less than greedy within the noise" in why
+
+
+def test_the_answer_when_contrastive_is_more_varied_but_greedy_barely_loops():
+    lp = _each({"contrastive": -1.2} | dict.fromkeys(SAMPLING, -2.0), -1.0)
+    rep = _each({}, 0.05)
+    d2 = _each({"contrastive": 0.95}, 0.8)
+    results = _synthetic(lp, rep, distinct2=d2)
+    lines = conclude(results)
+    assert _check_verdicts(results, lines) == 18
+    (why,) = [ln for ln in lines if "**Why contrastive?**" in ln]
+    assert "repeats no less than greedy within the noise" in why
+    assert "its text is more varied than greedy's (distinct-2 +0.150)" in why
+    assert "(greedy's: 0.050)" in why and "likelier than every sampling strategy" in why
 
 
 def test_cross_seed_overlap():

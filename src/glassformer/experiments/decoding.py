@@ -388,8 +388,16 @@ def contrastive_answer(results: dict) -> list[str]:
         )
     else:
         sampling = "it is not measurably likelier than any sampling strategy, only repeatable"
+    d_2 = paired(results, "contrastive", "greedy", "distinct_2")[0]
+    greedy_rep = summarize(per_prompt(vs["greedy"], "repeated_4"))["mean"]
     if rep == -1:
         so = f"it avoids greedy's loops; {sampling}"
+    elif direction(results, "contrastive", "greedy", "distinct_2") == 1:
+        so = (
+            f"its text is more varied than greedy's (distinct-2 {signed(d_2)}), but greedy "
+            f"loops too little here to measure a difference in repeated 4-grams (greedy's: "
+            f"{fmt(greedy_rep)}); {sampling}"
+        )
     else:
         so = "here it does not show its point, since it repeats no less than greedy"
     lines.append(f"- **Why contrastive?** contrastive search {than_greedy} and {cost}. So: {so}.")
@@ -444,7 +452,8 @@ def table(results: dict) -> list[str]:
     lines += [
         "",
         "Means over prompts (and seeds); *ended*: continuations that stopped at the "
-        "end-of-text token; tokens/s: on a CPU shared with other work, so a rough guide.",
+        "end-of-text token; tokens/s: measured one strategy after another on a CPU shared "
+        "with other work, whose load changed during the run: only large differences count.",
         "",
         f"The first prompt, {json.dumps(results['prompts'][0])}, continued by each strategy "
         "(the first seed):",
