@@ -11,11 +11,11 @@ minimises the cross-entropy between them and the true next ids (`targets`).
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from glassformer.models.config import GPTConfig
 from glassformer.nn.block import Block
+from glassformer.nn.cross_entropy import cross_entropy
 from glassformer.nn.embedding import LearnedPositions, TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points
 from glassformer.nn.init import init_normal
@@ -121,9 +121,7 @@ class GPT(nn.Module):
         logits = self.hook_logits(self.logits(self.hook_final(self.ln_f(x))))
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(
-            logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1
-        )
+        loss = cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))  # fp32
         return logits, loss
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
