@@ -239,8 +239,9 @@ class Trainer:
     # -- the divergence guard -----------------------------------------------------------------
 
     def _weights_finite(self) -> bool:
-        """One reduction over all parameters (a NaN or infinity anywhere makes the norm one)."""
-        return self.dist.weights_finite(list(self.model.parameters()))
+        """One reduction over the trained parameters (a NaN or infinity anywhere makes the norm
+        one); frozen ones, such as a LoRA run's 134 M base weights, the update never touches."""
+        return self.dist.weights_finite([p for p in self.model.parameters() if p.requires_grad])
 
     def _diverged(self, what: str) -> UserError:
         """Stop the run in one sentence; the last checkpoint (written before) stays as it was."""
