@@ -102,9 +102,10 @@ def bytes_per_token(model: torch.nn.Module) -> int:
     return sum(storages.values())
 
 
-def median_runs(engines: dict, runs: int) -> dict[str, list[float]]:
-    """Each engine's seconds per run: one warm-up each, then `runs` rounds, engines alternating."""
-    for fn in engines.values():
+def median_runs(engines: dict, runs: int, warm: bool = False) -> dict[str, list[float]]:
+    """Each engine's seconds per run: one warm-up each (unless `warm`: the caller ran each
+    once already), then `runs` rounds, engines alternating."""
+    for fn in () if warm else engines.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(runs):
@@ -213,10 +214,9 @@ def section_decode(rows, args, path, model, tokenizer, llm):
         engines[name] = lambda hf=hf: hf_greedy(hf, idx, args.new_tokens)
     if llm is not None:
         engines["llama.cpp Q4_1"] = lambda: llama_cpp_greedy(llm, idx[0].tolist(), args.new_tokens)
-    first = {name: fn()[:8] for name, fn in engines.items()}
-    for name, ids in first.items():
-        print(f"  {name:20s} first tokens {tokenizer.decode(ids)!r}", file=sys.stderr)
-    for name, times in median_runs(engines, args.runs).items():
+    for name, fn in engines.items():  # the warm-up run, and a look at what each engine says
+        print(f"  {name:20s} first tokens {tokenizer.decode(fn()[:8])!r}", file=sys.stderr)
+    for name, times in median_runs(engines, args.runs, warm=True).items():
         add(rows, "decode", name, args.new_tokens, times)
 
 
