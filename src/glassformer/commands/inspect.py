@@ -53,6 +53,12 @@ def add_parser(sub) -> None:
         metavar="FILE",
         help="neurons: search this text file (e.g. the model's training corpus) instead of --text",
     )
+    p.add_argument(
+        "--image",
+        metavar="N|FILE",
+        help="attention of a vision transformer (train --task digits): a digits test image "
+        "by index (0..359) or an .npy file of an 8x8 array of values 0..16",
+    )
     p.add_argument("--layer", type=int, metavar="L", help="only this layer (neurons: default 0)")
     p.add_argument("--head", type=int, metavar="H", help="only this attention head")
     p.add_argument(
@@ -90,14 +96,16 @@ def output_path(args: argparse.Namespace) -> Path:
     out = Path(default if args.out is None else args.out)
     if out.is_dir():
         out = out / default
-    inputs = [args.model, args.data]
+    inputs = [args.model, args.data, args.image]
     if args.model and Path(args.model).is_dir():  # never over a file of the checkpoint
         inputs += [Path(args.model) / name for name in RUN_FILES]
     return check_output_file(out, inputs=inputs)
 
 
 def check_args(args: argparse.Namespace) -> None:
-    if args.view in NEEDS_TEXT and not args.text:
+    if args.image is not None and args.view != "attention":
+        raise UserError("--image only applies to inspect attention; drop it")
+    if args.view in NEEDS_TEXT and not args.text and args.image is None:
         raise UserError(f"inspect {args.view} needs a text; pass --text 'some text'")
     needs_model = not (args.view == "embeddings" and args.sentences)
     if needs_model and not args.model:
@@ -187,6 +195,13 @@ def _attention(args: argparse.Namespace, text: str) -> dict:
 
     model, tokenizer = load(args.model, pick_device(args.device))
     family = family_of(model)
+    if family == "vit":
+        return _image_attention(args, model, tokenizer)
+    if args.image is not None:
+        raise UserError(
+            f"--image applies to a vision transformer, and {args.model} holds a {family!r} "
+            "model; pass --text instead"
+        )
     if family == "encoder":
         return attention.encoder_attention_view(model, tokenizer, text, args.layer, args.head)
     if family == "gpt":
@@ -194,7 +209,7 @@ def _attention(args: argparse.Namespace, text: str) -> dict:
     if family != "seq2seq":
         raise UserError(
             f"{args.model} holds a {family!r} model, which has no attention; pass a gpt, "
-            "encoder or seq2seq checkpoint folder"
+            "encoder, seq2seq or vit checkpoint folder"
         )
     if args.layer is not None or args.head is not None:
         raise UserError("--layer and --head apply to a GPT or an encoder; drop them for seq2seq")
@@ -208,6 +223,29 @@ def _attention(args: argparse.Namespace, text: str) -> dict:
     return attention.seq2seq_attention_view(
         model, src, [model.config.bos_id, *out], src_labels, tgt_labels
     )
+
+
+def _image_attention(args: argparse.Namespace, model, tokenizer) -> dict:
+    """Where a vision transformer's class token looks in a digit (tasks/digits.py)."""
+    from glassformer.inspect.image_attention import image_attention_view
+    from glassformer.tasks import digits
+
+    if args.image is None:
+        raise UserError(
+            f"{args.model} is a vision transformer: it reads an image, not a text; pass "
+            "--image N (a digits test image) or --image FILE.npy instead of --text"
+        )
+    c = model.config
+    if (c.image_size, c.channels) != (digits.SIDE, 1):
+        raise UserError(
+            f"{args.model} reads {c.image_size}x{c.image_size} images of {c.channels} channels, "
+            "not 8x8 grey digits; pass the folder of glassformer train --task digits"
+        )
+    image, source = digits.chosen_image(args.image)
+    names = [digits.class_name(tokenizer, k) for k in range(c.n_classes)]
+    pixels = digits.to_pixels(image[None])[0]  # (1, 8, 8)
+    ink = (image / digits.INK).tolist()
+    return image_attention_view(model, pixels, ink, names, source, args.layer, args.head)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -60,8 +60,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--task",
-        choices=["mlm", "sentiment", "dates"],
-        help="instead of a GPT: train the encoder or encoder-decoder on a task "
+        choices=["mlm", "sentiment", "dates", "digits"],
+        help="instead of a GPT: train the encoder, encoder-decoder or vision transformer on a task "
         "(see docs/families.md); honours --data (mlm), --max-steps, --time-budget, --seed, "
         "--out, --stop-after, --resume",
     )

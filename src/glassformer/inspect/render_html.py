@@ -24,6 +24,14 @@ EXPLAIN = {
         "query attends to the key: softmax(q·k/√d + mask), so every row sums to 1. "
         "Code: src/glassformer/nn/attention.py"
     ),
+    "image_attention": (
+        "The image is cut into square patches, one token each. Every panel is one layer and "
+        "head: a patch is tinted by how much the query (the class token, the only vector the "
+        "classifier reads; without one, every patch on average) attends to it, "
+        "softmax(q·k/√d) laid back on the patch grid, "
+        "darkest = the head's largest weight. Code: src/glassformer/nn/patches.py, "
+        "src/glassformer/models/vit.py"
+    ),
     "logit_lens": (
         "Each row reads the residual stream after one layer through the final norm and the "
         "LM head, as if the model stopped there. A cell shows the most likely next token and "

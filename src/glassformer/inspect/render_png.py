@@ -40,6 +40,34 @@ def _attention(view: dict, plt):
     return fig
 
 
+def _image_attention(view: dict, plt):
+    """The image, then per layer and head the image with each patch tinted by its weight."""
+    import numpy as np
+
+    image = np.array(view["image"])  # (H, W) ink 0..1
+    block = np.ones((view["patch"], view["patch"]))
+    panels = [
+        (m, h, np.array(w))
+        for m in view["maps"]
+        for h, w in zip(m["head_ids"], m["heads"], strict=True)
+    ]
+    cols = min(4, len(panels)) + 1
+    rows = math.ceil(len(panels) / (cols - 1))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    guess = ", ".join(f"{name} {p:.2f}" for name, p in view["prediction"])
+    axes[0, 0].imshow(image, cmap="gray_r", vmin=0, vmax=1)
+    axes[0, 0].set_title(f"input\n{guess}", fontsize=9)
+    for k, (m, h, w) in enumerate(panels):
+        ax = axes[k // (cols - 1), 1 + k % (cols - 1)]
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+        ax.imshow(np.kron(w, block), cmap="Blues", alpha=0.6, vmin=0, vmax=max(w.max(), 1e-9))
+        ax.set_title(f"layer {m['layer']} head {h}", fontsize=9)
+    fig.suptitle(f"{view['title']}: {view['text']}", fontsize=10)
+    return fig
+
+
 def _logit_lens(view: dict, plt):
     rows = view["rows"][::-1]  # last layer on top
     probs = [[c["top"][0][1] for c in r["cells"]] for r in rows]
@@ -170,6 +198,7 @@ def _curves(view: dict, plt):
 
 DRAW = {
     "attention": _attention,
+    "image_attention": _image_attention,
     "logit_lens": _logit_lens,
     "next_token": _next_token,
     "embeddings": _embeddings,
