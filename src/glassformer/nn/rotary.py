@@ -8,7 +8,7 @@ layout used by GPT-NeoX and Llama.
 
     q_rot = q * cos + rotate_half(q) * sin,   rotate_half([a, b]) = [-b, a]
 
-`forward` computes the same numbers in one op fewer than that line reads: rotate_half(x) * sin
+`forward` computes the same numbers in fewer ops than that line reads: rotate_half(x) * sin
 equals x.roll(hs/2) * [-sin, sin] ([a, b] rolled by half is [b, a]), and the table keeps
 [-sin, sin] ready.
 """
