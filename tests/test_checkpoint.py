@@ -21,6 +21,15 @@ CONFIGS = {
     "lstm": SMALL,
     "encoder": {**SMALL, "n_head": 2, "n_classes": 3, "dropout": 0.0},
     "seq2seq": {**SMALL, "n_head": 2, "n_dec_layer": 1},
+    "vit": {
+        "n_layer": 1,
+        "n_embd": 16,
+        "n_head": 2,
+        "image_size": 8,
+        "patch_size": 4,
+        "n_classes": 3,
+        "dropout": 0.0,
+    },
 }
 
 
@@ -40,6 +49,8 @@ def _tokenizer(family: str):
 @torch.no_grad()
 def _outputs(model: torch.nn.Module) -> torch.Tensor:
     ids = torch.tensor([[5, 7, 9, 11, 6, 8]])  # (1, T)
+    if family_of(model) == "vit":
+        return model(torch.linspace(-1, 1, 64).view(1, 1, 8, 8))[0]  # (1, n_classes)
     if family_of(model) == "seq2seq":
         return model(ids, ids[:, :4])[0]
     if family_of(model) == "encoder":
@@ -78,7 +89,8 @@ def test_every_family_saves_and_loads_with_equal_outputs(family, tmp_path):
     assert (meta["format_version"], meta["family"], meta["task"]) == (1, family, "demo")
     assert meta["model"] == model.config.to_dict()
     card = (tmp_path / "README.md").read_text()
-    assert card.startswith("# glassformer") and f"vocabulary {SMALL['vocab_size']}" in card
+    shape = "3 classes" if family == "vit" else f"vocabulary {SMALL['vocab_size']}"
+    assert card.startswith("# glassformer") and shape in card
     assert not (tmp_path / "trainer_state.pt").exists()
 
 

@@ -17,6 +17,7 @@ TITLES = {
     "lstm": "LSTM language model (the baseline of benchmarks/transformer_vs_lstm.py)",
     "encoder": "encoder (BERT-style)",
     "seq2seq": "encoder-decoder (seq2seq)",
+    "vit": "vision transformer (ViT)",
 }
 USE_GPT = (
     "Use it:\n\n"
@@ -37,9 +38,12 @@ def model_card(family: str, model: nn.Module, config: dict) -> str:
     depth = f"{c.n_layer} layers"
     if hasattr(c, "n_dec_layer"):
         depth = f"{c.n_layer} encoder + {c.n_dec_layer} decoder layers"
+    reads = f"context {c.block_size}, vocabulary {c.vocab_size}"
+    if family == "vit":
+        side, p = c.image_size, c.patch_size
+        reads = f"{side}x{side} images in {p}x{p} patches ({c.block_size}), {c.n_classes} classes"
     lines += [
-        f"- {params}: {depth}, {c.n_head} heads, width {c.n_embd}, context {c.block_size}, "
-        f"vocabulary {c.vocab_size}",
+        f"- {params}: {depth}, {c.n_head} heads, width {c.n_embd}, {reads}",
         f"- positions: {c.pos_emb}; norm: {c.norm} ({c.norm_position}-norm); "
         f"MLP activation: {c.activation}",
     ]
