@@ -106,7 +106,8 @@ def check_args(args: argparse.Namespace) -> None:
     if args.image is not None and args.view != "attention":
         raise UserError("--image only applies to inspect attention; drop it")
     if args.view in NEEDS_TEXT and not args.text and args.image is None:
-        raise UserError(f"inspect {args.view} needs a text; pass --text 'some text'")
+        image = " (a vision transformer: --image N)" if args.view == "attention" else ""
+        raise UserError(f"inspect {args.view} needs a text; pass --text 'some text'{image}")
     needs_model = not (args.view == "embeddings" and args.sentences)
     if needs_model and not args.model:
         raise UserError(f"inspect {args.view} needs a model; pass --model a checkpoint folder")
