@@ -17,6 +17,13 @@ the prompt and every decode step run on the quantized weights, which is stricter
 
     .venv/bin/python benchmarks/quantized_quality.py            # ~10 minutes on 2 busy cores
     .venv/bin/python benchmarks/quantized_quality.py --tokens 1024 --prompts 10   # a quick look
+    .venv/bin/python benchmarks/quantized_quality.py --rss      # peak memory while decoding
+
+`--rss` measures instead, each in a fresh process, the resident memory of a greedy decode of
+128 tokens after the model was loaded and quantized in place (`quantize`: the float weights
+are freed and handed back to the system): the peak is reset (/proc/self/clear_refs) once the
+model is ready, so it is the decode's own peak, next to the process before loading anything
+but torch and glassformer.
 """
 
 import argparse
@@ -93,6 +100,54 @@ def prompt_windows(tokenizer, n: int, length: int) -> torch.Tensor:
     return torch.tensor(rows)
 
 
+RSS_CHILD = """
+import sys, torch
+from pathlib import Path
+from glassformer.checkpoint import load
+from glassformer.generate.context import Context
+from glassformer.nn.quantized import quantize
+
+def kb(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+
+torch.set_num_threads(1)
+base = kb("VmRSS:")
+model, tok = load(sys.argv[1])
+if sys.argv[2] != "fp32":
+    quantize(model, sys.argv[2])
+Path("/proc/self/clear_refs").write_text("5")  # the peak starts again here
+ready = kb("VmRSS:")
+with torch.no_grad():
+    ctx = Context(model, torch.tensor([tok.encode("The capital of France is")]))
+    for _ in range(128):
+        ctx.append(ctx.logits().argmax(-1, keepdim=True))
+    kv = ctx.cache.k.numel() * ctx.cache.k.element_size() * 2
+print(base, ready, kb("VmHWM:"), kv // 1024)
+"""
+
+
+def rss_table(model: str) -> None:
+    """Peak resident memory of a 128-token greedy decode per weight format (MB)."""
+    import subprocess
+    import sys
+
+    from glassformer.interop.gguf import gguf_file
+
+    path = gguf_file(model)
+    size = f"; the GGUF file is {path.stat().st_size / 2**20:.1f} MiB" if path else ""
+    print(f"{model}: resident memory (MiB) of a 128-token greedy decode, 1 thread{size}\n")
+    print("| weights | before loading | model ready | decode peak | KV cache allocated |")
+    print("|---|---|---|---|---|")
+    for dtype in ("fp32", "int8", "int4"):
+        out = subprocess.run(
+            [sys.executable, "-c", RSS_CHILD, model, dtype], capture_output=True, text=True
+        )
+        base, ready, peak, kv = (int(v) / 1024 for v in out.stdout.split())
+        print(f"| {dtype} | {base:.0f} | {ready:.0f} | {peak:.0f} | {kv:.0f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2")
@@ -102,7 +157,10 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=64, help="greedy tokens per prompt")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--rss", action="store_true", help="measure decode memory instead")
     args = ap.parse_args()
+    if args.rss:
+        return rss_table(args.model)
     torch.set_num_threads(args.threads)
 
     _, tokenizer = load(args.model)
