@@ -60,7 +60,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--task",
-        choices=["mlm", "sentiment", "dates", "digits"],
+        choices=["mlm", "sentiment", "dates", "digits", "tones"],
         help="instead of a GPT: train the encoder, encoder-decoder or vision transformer on a task "
         "(see docs/families.md); honours --data (mlm), --max-steps, --time-budget, --seed, "
         "--out, --stop-after, --resume",

@@ -3,7 +3,8 @@
 - `mlm`        encoder, masked-language-model pretraining on a text (BERT's objective);
 - `sentiment`  encoder + classifier head, templated product reviews (negation, "but");
 - `dates`      encoder-decoder with cross-attention, dates in 12 formats -> ISO 8601;
-- `digits`     vision transformer, 8 x 8 handwritten digits as 16 patch tokens -> 0..9.
+- `digits`     vision transformer, 8 x 8 handwritten digits as 16 patch tokens -> 0..9;
+- `tones`      the same vision transformer on spectrograms: which of eight pitches.
 
 Each trains in a few minutes on 2 CPU cores with its defaults, reports held-out numbers and
 writes a checkpoint folder (`glassformer.checkpoint`; `glassformer.load(DIR)` reads it). They
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from glassformer.errors import UserError
-from glassformer.tasks import dates, digits, mlm, reviews
+from glassformer.tasks import dates, digits, mlm, reviews, tones
 from glassformer.tasks.run import train_config
 
 
@@ -34,6 +35,7 @@ TASKS = {
     ),
     "dates": Task(dates.DatesTask, dates.train, "encoder-decoder: dates -> ISO 8601"),
     "digits": Task(digits.DigitsTask, digits.train, "vision transformer: 8x8 digits -> 0..9"),
+    "tones": Task(tones.TonesTask, tones.train, "vision transformer: spectrograms -> pitch"),
 }
 
 
