@@ -14,7 +14,7 @@ Rows:
     ours fp32          glassformer, fp32 weights (the exact path: the same tokens as HF)
     ours bf16 decode   prefill in fp32, each one-token decode step on a bf16 copy of the
                        weights (half the bytes read per token; logits carry bf16 rounding)
-    ours int8 decode   the same with int8 Linear weights (torch dynamic quantization):
+    ours int8 decode   the same with int8 Linear weights (weight-only, nn/quantized.py):
                        a quarter of the bytes; logits carry int8 rounding
     HF fp32            transformers' generate, fp32, its default (SDPA) attention
 
