@@ -21,6 +21,9 @@ Sections (`--only`, comma-separated; all by default):
     rss        peak resident memory while decoding (a fresh process per engine; after loading,
                the heap's freed pages are returned with malloc_trim and the peak is reset):
                ours int4 and fp32, llama.cpp; against 2x the GGUF file + the KV cache.
+    overhead   SmolLM2's 30 layers at tiny widths (d 64; the weights cost nothing): CPU-ms
+               per decoded token, ours and transformers' generate: the work that is not
+               reading weights.
     finetune   benchmarks/finetune_speed.py's `measure` (LoRA and full, seq 256).
 
 Engines alternate run by run in one process (the same machine state for each); every number
@@ -51,7 +54,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # finetune_speed.py beside this file
 
-SECTIONS = ("decode", "prefill", "quantized", "rss", "finetune")
+SECTIONS = ("decode", "prefill", "quantized", "rss", "overhead", "finetune")
 PROMPT = "The capital of France is"
 
 
@@ -278,6 +281,42 @@ def section_rss(rows, args, path, model, tokenizer, llm):
         rows.append({"section": "rss", "engine": engine, **json.loads(out.splitlines()[-1])})
 
 
+def section_overhead(rows, args, path, model, tokenizer, llm):
+    """SmolLM2's 30 layers at tiny widths (weights negligible): the per-token work that is not
+    reading weights, ours against transformers' generate (ms per token, wall and CPU)."""
+    import transformers
+
+    from glassformer import GPT, GPTConfig
+    from glassformer.interop.llama import llama_to_hf
+
+    c = model.config
+    torch.manual_seed(0)
+    tiny = GPT(GPTConfig(vocab_size=512, block_size=c.block_size, n_layer=c.n_layer, n_head=4,
+                         n_kv_head=2, n_embd=64, mlp_hidden=128, bias=False, pos_emb="rotary",
+                         rope_theta=c.rope_theta, norm="rmsnorm", activation="swiglu",
+                         tie_weights=True, dropout=0.0)).eval()  # fmt: skip
+    config, tensors = llama_to_hf(tiny)
+    config = {k: v for k, v in config.items() if k not in ("architectures", "model_type")}
+    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)).eval()
+    hf.load_state_dict(tensors, strict=False)  # lm_head is tied to the embedding
+    idx = torch.randint(0, 512, (1, 6))
+    engines = {
+        "glassformer": lambda: ours_greedy(tiny, idx, args.new_tokens),
+        "transformers": lambda: hf_greedy(hf, idx, args.new_tokens),
+    }
+    if engines["glassformer"]() != engines["transformers"]():
+        raise SystemExit("the tiny models disagree: the overhead comparison would be void")
+    cpu: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(args.runs):
+        for name, fn in engines.items():
+            t0 = time.process_time()
+            fn()
+            cpu[name].append((time.process_time() - t0) / args.new_tokens * 1000)
+    for name, ms in cpu.items():
+        rows.append({"section": "overhead", "engine": name, "cpu_ms": statistics.median(ms)})
+        print(f"overhead {name:14s} {statistics.median(ms):6.2f} CPU-ms per token", file=sys.stderr)
+
+
 def section_finetune(rows, args, path, model, tokenizer, llm):
     from finetune_speed import measure
 
@@ -427,6 +466,9 @@ def print_report(rows, header: str, bandwidth: float):
                 f"returned; python + torch alone {r['python_torch_mb']:.0f} MB; 2 x file + KV "
                 f"cache = {budget:.0f} MB; {r['tokens_per_s']:.1f} tok/s)"
             )
+    for r in rows:
+        if r["section"] == "overhead":
+            print(f"per-token overhead, 30 tiny layers, {r['engine']}: {r['cpu_ms']:.2f} CPU-ms")
     tune = [r for r in rows if r["section"] == "finetune"]
     if tune:
         from finetune_speed import print_table
