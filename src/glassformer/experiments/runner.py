@@ -57,6 +57,7 @@ class Experiment:
     variants: list[Variant]
     base: Callable[[], RunConfig]
     default_budget: float  # seconds of training for the whole experiment
+    budget_text: str = ""  # the docs table's default budget, when not "`default_budget` s"
     default_seeds: int = 3
     eval_interval: int = 50  # steps between evaluations (the resolution of the curves)
     on_eval: Callable | None = None  # (run) -> dict: extra numbers at each evaluation
