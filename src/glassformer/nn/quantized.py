@@ -19,16 +19,18 @@ point ("weight-only"). Two formats, both computed by PyTorch's own CPU kernels:
                                                    torch.ops.aten._weight_int4pack_mm_for_cpu
 
 A (V, C) embedding table is stored as int8 rows (a row's scale is the per-channel scale of
-the tied LM head, which can share it). The kernels take activations in the dtype of the
-scales; on CPUs bf16 activations run 10-50x faster in them than fp32 (measured with both the
-AVX512 and the AVX2 kernels, docs/performance.md), so bf16 is the default.
+the tied LM head, which can share it); with int4 the LM head stays int8 (see `quantize`).
+The kernels take activations in the dtype of the scales; on CPUs bf16 activations run 10-50x
+faster in them than fp32 (measured with both the AVX512 and the AVX2 kernels,
+docs/performance.md), so a quantized layer rounds its input to bf16 and returns its output in
+the input's dtype: the residual stream, the norms and the KV cache keep the model's dtype.
 
 `quantize(model, "int4")` replaces the model's Linear and embedding modules in place (their
 float weights are freed); `quantized_copy` leaves the model as it is. The model's own forward
 runs unchanged: a quantized layer is called like the Linear it replaces.
 
-    >>> model = quantize(GPT(config), "int4", group_size=32)
-    >>> logits, _ = model(ids)                       # same forward, 4-bit weights
+    >>> model = quantize(GPT(config), "int4", group_size=32)   # doctest: +SKIP
+    >>> logits, _ = model(ids)   # the same forward, on 4-bit weights   # doctest: +SKIP
 """
 
 import copy
