@@ -10,7 +10,9 @@ Sections (`--only`, comma-separated; all by default):
 
     decode     greedy, B=1, `--new-tokens` new tokens (128) after a 6-token prompt; tok/s =
                new tokens / the whole generate call. Ours: the exact fp32 path
-               (generate_tokens); transformers fp32 and bf16 `generate`; llama.cpp Q4_1.
+               (generate_tokens), with the wide weights stored transposed as `glassformer
+               generate` does (nn/layout.py) and as loaded ("as stored"); transformers
+               fp32 and bf16 `generate`; llama.cpp Q4_1.
                The first new tokens are compared (a wrong engine is not a fast one).
     prefill    a 512-token prompt through the model, the cache filled, the last position's
                logits: tokens/s. Ours fp32 (exact) and with `prefill_precision="bf16"`
@@ -38,12 +40,12 @@ reads (every matrix once, the embedding table only one row).
 """
 
 import argparse
+import copy
 import ctypes
 import functools
 import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -53,20 +55,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # finetune_speed.py beside this file
+from finetune_speed import cpu_name  # noqa: E402
 
 SECTIONS = ("decode", "prefill", "quantized", "rss", "overhead", "finetune")
 PROMPT = "The capital of France is"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_flags() -> list[str]:
@@ -207,8 +199,15 @@ def long_prompt(tokenizer, n: int) -> list[int]:
 
 
 def section_decode(rows, args, path, model, tokenizer, llm):
+    from glassformer.nn.layout import for_one_sequence
+
     idx = torch.tensor([tokenizer.encode(PROMPT)])
-    engines = {"glassformer fp32": lambda: ours_greedy(model, idx, args.new_tokens)}
+    one_sequence = copy.deepcopy(model)  # what `glassformer generate` and `chat` decode with
+    for_one_sequence(one_sequence)
+    engines = {
+        "glassformer fp32": lambda: ours_greedy(one_sequence, idx, args.new_tokens),
+        "glassformer fp32 as stored": lambda: ours_greedy(model, idx, args.new_tokens),
+    }
     for name, dtype in (
         ("transformers fp32", torch.float32),
         ("transformers bf16", torch.bfloat16),

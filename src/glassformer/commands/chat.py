@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from glassformer.generate.conversation import Conversation
     from glassformer.generate.session import Session
     from glassformer.generate.strategies import STRATEGIES
+    from glassformer.nn.layout import for_one_sequence
     from glassformer.tokenizers.pretrained_bpe import PretrainedBPE
 
     options = generation_options(args)
@@ -77,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         )
     stop = ["\n", *args.stop]
     model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
+    if options["decode_dtype"] in (None, "float32"):
+        for_one_sequence(model)  # one row a step: the layout its products read fastest
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"chatting with {args.model}; Ctrl-D ends", file=sys.stderr)

@@ -182,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     from glassformer.core.device import pick_device
     from glassformer.generate.session import Session
     from glassformer.models.registry import family_of
+    from glassformer.nn.layout import for_one_sequence
 
     options = generation_options(args)
     model, tokenizer = load(args.model, pick_device(args.device))
@@ -194,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
             f"{args.model} holds a {family!r} model, not a 'gpt' one; pass a checkpoint folder "
             "of the gpt family, or of the seq2seq family (glassformer train --task dates)"
         )
+    if STRATEGIES[args.strategy].per_token and options["decode_dtype"] in (None, "float32"):
+        for_one_sequence(model)  # one row a step: the layout its products read fastest
     session = Session(model, tokenizer, **options)
     n = len(session.feed(args.prompt))  # also: an unknown character, an empty prompt
     if session.overflowed:

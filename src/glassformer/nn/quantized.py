@@ -132,7 +132,7 @@ class Int4Linear(nn.Module):
     def from_weight(
         cls, w: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype, group_size: int
     ) -> "Int4Linear":
-        q, scales_and_zeros = int4_weights(w, group_size)
+        q, scales_and_zeros = int4_weights(w.contiguous(), group_size)
         packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)  # (N, K / 2) uint8
         b = None if bias is None else bias.detach().to(dtype)
         return cls(packed, scales_and_zeros.to(dtype), b, w.size(1), group_size)
@@ -227,11 +227,11 @@ def quantize(
 
     def int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if id(w) not in rows:
-            rows[id(w)] = int8_weights(w)
+            rows[id(w)] = int8_weights(w.contiguous())
         return rows[id(w)]
 
     for parent, name, child in _targets(model):
-        w = child.weight
+        w = child.weight  # (N, K); the kernels want it row-major (nn/layout.py may re-stride it)
         new: nn.Module
         if isinstance(child, nn.Embedding):
             if not embeddings:
