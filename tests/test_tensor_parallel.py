@@ -2,17 +2,11 @@
 Llama-shaped GPT (rotary positions, grouped-query attention, SwiGLU): the fused qkv and
 gate/up matrices are reordered so that each process holds whole heads (train/parallel.py)."""
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from test_fsdp import losses, train  # the same torchrun launcher and metrics reader
 
 from glassformer import checkpoint
-from glassformer.train.metrics import read_metrics
 from glassformer.train.parallel import section_order
 
 # 4 query heads over 2 K/V heads, 8 wide each: each process gets 2 query and 1 K/V head
@@ -20,23 +14,6 @@ LLAMA = ["--model.n_head", "4", "--model.n_kv_head", "2", "--model.pos_emb", "ro
          "--model.activation", "swiglu", "--model.norm", "rmsnorm"]  # fmt: skip
 ARGS = ["--preset", "tiny", "--quiet", "--max-steps", "10", "--train.precision", "fp32",
         "--train.sample_tokens", "0", *LLAMA]  # fmt: skip
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def train(out: Path, *args: str, processes: int = 1) -> subprocess.CompletedProcess:
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    assert torchrun, "torch installs torchrun beside its Python"
-    launch = [sys.executable]
-    if processes > 1:
-        launch = [torchrun, "--standalone", "--nproc-per-node", str(processes)]
-    return subprocess.run(
-        [*launch, "-m", "glassformer", "train", *args, "--out", str(out)],
-        capture_output=True, text=True, timeout=300, env=ENV,
-    )  # fmt: skip
-
-
-def losses(out: Path) -> list[float]:
-    return [r["train_loss"] for r in read_metrics(out / "metrics.jsonl")]
 
 
 def test_section_order_gives_each_block_its_share_of_every_section():

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from glassformer.models.vit import VisionTransformer, VitConfig
+from glassformer.tasks.digits import accuracy, classify_loss
 from glassformer.tasks.run import python_rng, train_task
 from glassformer.tokenizers.symbols import SymbolVocab
 from glassformer.train.config import TrainConfig
@@ -80,16 +81,6 @@ class TonesTask:
             dropout=0.0,
         )
         return VisionTransformer(cfg)
-
-
-@torch.no_grad()
-def accuracy(model: VisionTransformer, images: torch.Tensor, labels: torch.Tensor) -> float:
-    return (model(images)[0].argmax(-1) == labels).float().mean().item()
-
-
-def classify_loss(model: VisionTransformer, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    images, labels = batch
-    return model(images, labels)[1]
 
 
 def train(task: TonesTask, cfg: TrainConfig, out_dir: Path, **run) -> dict:
