@@ -12,6 +12,8 @@ repeated; the numbers are medians.
 
 Rows:
     ours fp32          glassformer, fp32 weights (the exact path: the same tokens as HF)
+    ours fp32, layout  the same on a copy whose wide weights are stored transposed, as
+                       `glassformer generate` decodes one sequence (nn/layout.py)
     ours bf16 decode   prefill in fp32, each one-token decode step on a bf16 copy of the
                        weights (half the bytes read per token; logits carry bf16 rounding)
     ours int8 decode   the same with int8 Linear weights (weight-only, nn/quantized.py):
@@ -24,6 +26,7 @@ and the int8 variant. fp32 decoding of 124M weights is bound by memory bandwidth
 """
 
 import argparse
+import copy
 import statistics
 import time
 import warnings
@@ -34,6 +37,7 @@ from glassformer import GPT, GPTConfig
 from glassformer.generate import GenerationOptions, generate_tokens
 from glassformer.interop.gpt2 import gpt2_to_hf
 from glassformer.nn.kv_cache import KVCache
+from glassformer.nn.layout import for_one_sequence
 
 
 def gpt2_small() -> tuple[GPT, torch.nn.Module]:
@@ -78,8 +82,11 @@ def main() -> None:
     N = args.new_tokens
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n_params / 1e6:.0f}M")
 
+    one_sequence = copy.deepcopy(ours)
+    for_one_sequence(one_sequence)
     runs = {
         "ours fp32": lambda: generate_tokens(ours, prompt, GenerationOptions(N)),
+        "ours fp32, layout": lambda: generate_tokens(one_sequence, prompt, GenerationOptions(N)),
         "ours bf16 decode": lambda: generate_tokens(
             ours, prompt, GenerationOptions(N, decode_dtype="bfloat16")
         ),
@@ -108,7 +115,10 @@ def main() -> None:
     for name, fn in [*runs.items(), *ttft.items()]:  # warm up (the slow no-cache run aside)
         if name != "ours, no cache":
             fn()
-    same = torch.equal(runs["ours fp32"](), runs["HF fp32"]())
+    hf_ids = runs["HF fp32"]()
+    same = torch.equal(runs["ours fp32"](), hf_ids) and torch.equal(
+        runs["ours fp32, layout"](), hf_ids
+    )
     print(f"same {N} greedy tokens as HF: {same}")
 
     speed = {name: [] for name in runs}
