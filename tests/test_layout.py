@@ -68,3 +68,9 @@ def test_int4_from_a_restrided_weight_equals_from_the_stored_one():
     got = Int4Linear.from_weight(lin.weight.detach(), None, torch.bfloat16, 32)
     x = torch.randn(3, 64)
     assert torch.equal(got(x), ref(x))
+
+
+def test_weights_off_the_cpu_are_left_as_they_are():
+    lin = torch.nn.Linear(4, 8, device="meta")  # the measurement is of the CPU kernels only
+    assert for_one_sequence(lin) == 0
+    assert lin.weight.stride() == (4, 1)

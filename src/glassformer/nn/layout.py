@@ -35,9 +35,10 @@ from torch import nn
 
 
 def for_one_sequence(model: nn.Module) -> int:
-    """Store every Linear weight wider than tall (out > in) transposed; returns how many.
+    """Store every CPU Linear weight wider than tall (out > in) transposed; returns how many.
 
-    Idempotent: a weight already stored that way is left alone.
+    Idempotent: a weight already stored that way is left alone. Weights on another device
+    are left alone too: the measurement above is of PyTorch's CPU kernels.
     """
     changed = 0
     with torch.no_grad():
@@ -45,7 +46,7 @@ def for_one_sequence(model: nn.Module) -> int:
             if not isinstance(module, nn.Linear) or module.out_features <= module.in_features:
                 continue
             w = module.weight
-            if w.dim() != 2 or w.stride() == (1, w.size(0)):
+            if w.device.type != "cpu" or w.stride() == (1, w.size(0)):
                 continue
             w.data = w.data.t().contiguous().t()  # (out, in) values, (in, out) in memory
             changed += 1
