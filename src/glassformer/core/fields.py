@@ -12,24 +12,61 @@ The CLI builds one `--section.field` flag per field from this metadata; `check_f
 refuses, in one sentence, a value of the wrong type (`n_layer: 2.5`, `norm_eps: "tiny"`,
 `true` for a number), a NaN or infinite float, a value outside `choices` or outside
 `range`. A range is written as an interval: `"[0, 1)"` includes 0 and excludes 1, `"(0, inf)"`
-is any positive number.
+is any positive number, `"[0, 2**64)"` a 64-bit seed.
+
+A field whose default is None says what None means (`none="no limit"`) and what type its
+other values have (`kind=int`); `metavar` names the value in `--help` (`--top-k K`):
+
+    top_k: int | None = option(None, "only the K most likely tokens", range="[0, inf)",
+                               kind=int, none="no limit", metavar="K")
+
+`field_problem(f, value)` is the sentence without the name, for a caller that names the field
+its own way (`top_p must be in (0, 1], got 2.0`, or `--top-p ...` on the command line).
 """
 
 import math
 import re
-from dataclasses import field, fields
+from dataclasses import Field, field, fields
 
 INTERVAL = re.compile(r"^([\[(])\s*(\S+)\s*,\s*(\S+)\s*([\])])$")
 
 
-def option(default, help: str, choices: tuple | None = None, range: str | None = None):
-    """A dataclass field that carries its `--help` text, its allowed values and its range."""
+def option(
+    default,
+    help: str,
+    choices=None,
+    range: str | None = None,
+    *,
+    kind: type | None = None,
+    none: str | None = None,
+    metavar: str | None = None,
+):
+    """A dataclass field that carries its `--help` text, its allowed values and its range.
+
+    `choices` is any container of the allowed values (a tuple, or a registry dict whose keys
+    are the names); `kind` is the values' type where the default does not show it; `none`,
+    what None means where None is allowed."""
     if range is not None:
         _interval(range)  # a malformed range fails where it is written
-    return field(default=default, metadata={"help": help, "choices": choices, "range": range})
+    if default is None and (kind is None or none is None):
+        raise ValueError(
+            "a field whose default is None needs kind= (its type) and none= (its meaning)"
+        )
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "range": range,
+        "kind": kind or type(default),
+        "none": none,
+        "metavar": metavar,
+    }
+    return field(default=default, metadata=metadata)
 
 
 def _number(text: str) -> float:
+    """`"3"` -> 3, `"0.5"` -> 0.5, `"2**64"` -> 18446744073709551616, `"inf"` -> inf."""
+    if power := re.fullmatch(r"(\d+)\*\*(\d+)", text):
+        return int(power.group(1)) ** int(power.group(2))
     return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
 
 
@@ -49,26 +86,37 @@ def in_range(value: float, spec: str) -> bool:
     return above and below
 
 
+def field_problem(f: Field, value) -> str | None:
+    """What is wrong with `value` for the dataclass field `f`, judged by its metadata (its
+    type: `kind`, else the default's), or None: `"must be in (0, 1], got 2.0"`."""
+    if value is None and f.metadata.get("none") is not None:
+        return None
+    kind = f.metadata.get("kind", type(f.default))
+    if kind is bool and not isinstance(value, bool):
+        return f"must be true or false, got {value!r}"
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"must be an integer, got {value!r}"
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"must be a number, got {value!r}"
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+    if kind is str and not isinstance(value, str):
+        return f"must be a text, got {value!r}"
+    choices = f.metadata.get("choices")
+    if choices and not any(value == c and type(value) is type(c) for c in choices):
+        return f"must be one of {', '.join(map(str, choices))}; got {value!r}"
+    spec = f.metadata.get("range")
+    if spec is not None and not in_range(value, spec):
+        return f"must be in {spec}, got {value!r}"
+    return None
+
+
 def check_fields(obj, prefix: str) -> None:
     """Raise ValueError naming the first field of dataclass `obj` whose value has the wrong
-    type (judged by the field's default), is not finite, or is outside its choices or range."""
+    type, is not finite, or is outside its choices or range: `train.lr must be in (0, inf),
+    got -1.0`."""
     for f in fields(obj):
-        value, name = getattr(obj, f.name), f"{prefix}.{f.name}"
-        kind = type(f.default)
-        if kind is bool and not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false, got {value!r}")
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        if kind is float:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if kind is str and not isinstance(value, str):
-            raise ValueError(f"{name} must be a text, got {value!r}")
-        choices = f.metadata.get("choices")
-        if choices and value not in choices:
-            raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
-        spec = f.metadata.get("range")
-        if spec is not None and not in_range(value, spec):
-            raise ValueError(f"{name} must be in {spec}, got {value!r}")
+        problem = field_problem(f, getattr(obj, f.name))
+        if problem:
+            raise ValueError(f"{prefix}.{f.name} {problem}")

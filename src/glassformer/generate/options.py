@@ -1,17 +1,24 @@
-"""`GenerationOptions`: every decoding choice in one checked dataclass.
+"""`GenerationOptions`: every decoding choice, declared once as a typed, checked field.
 
-The strategies are the registry's (strategies.py): greedy, sample, beam, contrastive, and
-whatever is added there. Each strategy may add rules for its own options (`Strategy.check`).
+Each field carries its type, its range (or choices), its default and its help text
+(core/fields.py `option`). Everything else is made from these declarations: the range checks
+here, the flags of `glassformer generate` and `chat` (commands/generate.py), the request
+parameters of `glassformer serve` (serve/params.py), and each one's `--help`. A new field shows
+up in all of them.
 
 A value out of range raises `OptionError` (a `UserError`) with one sentence naming the option
-and its allowed range, so a library caller reads `top_p must be in (0, 1], got 2.0` and the
-CLI, which spells the option as its flag, `--top-p must be in (0, 1], got 2.0`. This class is
-the only place where generation options are checked.
+and its allowed range, so a library caller reads `top_p must be in (0, 1], got 2.0`, the CLI
+`--top-p must be in (0, 1], got 2.0` and the server `top_p must be ...` (a 400 naming its own
+parameter: max_tokens for max_new_tokens). Rules that tie an option to a strategy are the
+strategy's own (`Strategy.check`, e.g. beam: num_return_sequences <= num_beams), called here.
+
+    >>> GenerationOptions(40, strategy="beam").num_beams
+    4
 """
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from glassformer.core.fields import field_problem, option
 from glassformer.generate.option_error import OptionError
 from glassformer.generate.strategies import STRATEGIES
 
@@ -21,73 +28,115 @@ from glassformer.generate.strategies import STRATEGIES
 PREFILL_PRECISIONS = ("fp32", "bf16", "auto")
 # the weights the one-token decode steps may run on (session.py: decode_copy)
 DECODE_DTYPES = ("float32", "bfloat16", "int8", "int4")
+EARLY_STOPPING = (False, True, "never")
 
 
 @dataclass
 class GenerationOptions:
-    max_new_tokens: int = 64
-    strategy: str = "greedy"
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    min_p: float | None = None
-    repetition_penalty: float = 1.0
-    num_beams: int = 4
-    length_penalty: float = 1.0
-    early_stopping: bool | str = False
-    num_return_sequences: int = 1
-    penalty_alpha: float = 0.6
-    seed: int | None = None
-    stop_ids: tuple[int, ...] = ()
-    use_cache: bool = True
-    decode_dtype: str | None = None  # one of DECODE_DTYPES; None is the model's own weights
-    prefill_precision: str = "fp32"  # one of PREFILL_PRECISIONS (generate/context.py)
+    max_new_tokens: int = option(64, "most tokens to generate", range="[1, inf)", metavar="N")
+    strategy: str = option("greedy", "how each next token is chosen", STRATEGIES)
+    temperature: float = option(
+        1.0,
+        "sampling temperature: below 1 sharper, above 1 flatter; 0 means greedy (always the "
+        "most likely token)",
+        range="[0, inf)",
+        metavar="T",
+    )
+    top_k: int | None = option(
+        None,
+        "only the K most likely tokens; 0 means no limit",
+        range="[0, inf)",
+        kind=int,
+        none="no limit",
+        metavar="K",
+    )
+    top_p: float | None = option(
+        None,
+        "nucleus sampling: only the most likely tokens with total mass P",
+        range="(0, 1]",
+        kind=float,
+        none="off",
+        metavar="P",
+    )
+    min_p: float | None = option(
+        None,
+        "only tokens at least M times as likely as the most likely one",
+        range="[0, 1]",
+        kind=float,
+        none="off",
+        metavar="M",
+    )
+    repetition_penalty: float = option(
+        1.0,
+        "make tokens already in the text less likely (1 means none; 1.2 is common)",
+        range="(0, inf)",
+        metavar="R",
+    )
+    num_beams: int = option(4, "beam search: the beam width", range="[1, inf)", metavar="W")
+    length_penalty: float = option(
+        1.0,
+        "beam search: score = log-prob sum / length ** this (> 0 favours longer texts)",
+        metavar="L",
+    )
+    early_stopping: bool | str = option(
+        False,
+        "beam search: when to stop: true, once num_beams texts are finished; false, once no "
+        "running beam can beat the worst finished one; never, the same at the longest length",
+        EARLY_STOPPING,
+        kind=object,
+    )
+    num_return_sequences: int = option(
+        1, "how many texts to return, best first (beam search)", range="[1, inf)", metavar="N"
+    )
+    penalty_alpha: float = option(
+        0.6,
+        "contrastive search: weight of the degeneration penalty (0 is greedy)",
+        range="[0, 1]",
+        metavar="A",
+    )
+    seed: int | None = option(
+        None,
+        "random seed (same seed, same text)",
+        range="[0, 2**64)",
+        kind=int,
+        none="unseeded",
+        metavar="S",
+    )
+    stop_ids: tuple[int, ...] = option(
+        (), "token ids that end the text (for text: the tokenizer's end-of-text token)"
+    )
+    use_cache: bool = option(
+        True, "keep each layer's keys and values (the KV cache); off recomputes every step"
+    )
+    decode_dtype: str | None = option(
+        None,
+        "run the one-token decode steps on a copy of the weights in this dtype: bfloat16, or "
+        "int8 / int4 weight-only quantization (int4 in groups of 32, as GGUF's Q4 blocks; CPU "
+        "only). Fewer bytes are read per token; the logits are rounded, so the text may differ",
+        DECODE_DTYPES,
+        kind=str,
+        none="the model's own weights",
+    )
+    prefill_precision: str = option(
+        "fp32",
+        "precision of the prompt's forward pass: fp32 gives exactly the logits of the plain "
+        "forward; bf16 (autocast) is several times faster on CPUs with AVX512-BF16 or AMX and "
+        "rounds the prompt's keys and values; auto is bf16 where it is fast. The decode steps "
+        "stay in the decode dtype",
+        PREFILL_PRECISIONS,
+    )
 
     def __post_init__(self) -> None:
         self.check()
 
     def check(self) -> None:
-        """Raise OptionError for the first option outside its range."""
-        strategy = STRATEGIES.get(self.strategy)
-        if strategy is None:
-            raise OptionError(
-                "strategy", f"must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}"
-            )
-        if isinstance(self.max_new_tokens, bool) or not (
-            isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0
-        ):
-            raise OptionError(
-                "max_new_tokens", f"must be a positive integer, got {self.max_new_tokens!r}"
-            )
-        if not (self.temperature >= 0 and math.isfinite(self.temperature)):  # rejects NaN
-            raise OptionError(
-                "temperature", f"must be a number >= 0 (0 means greedy), got {self.temperature}"
-            )
-        if self.top_k is not None and self.top_k < 0:
-            raise OptionError("top_k", f"must be >= 0 (0 means no limit), got {self.top_k}")
-        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise OptionError("top_p", f"must be in (0, 1], got {self.top_p}")
-        if self.min_p is not None and not 0.0 <= self.min_p <= 1.0:
-            raise OptionError("min_p", f"must be in [0, 1], got {self.min_p}")
-        if not (self.repetition_penalty > 0 and math.isfinite(self.repetition_penalty)):
-            raise OptionError(
-                "repetition_penalty",
-                f"must be a number > 0 (1 means none), got {self.repetition_penalty}",
-            )
-        if self.num_beams < 1:
-            raise OptionError("num_beams", f"(the beam width) must be >= 1, got {self.num_beams}")
-        if not math.isfinite(self.length_penalty):
-            raise OptionError(
-                "length_penalty", f"must be a finite number, got {self.length_penalty}"
-            )
-        if self.early_stopping not in (True, False, "never"):
-            raise OptionError(
-                "early_stopping", f"must be True, False or 'never', got {self.early_stopping!r}"
-            )
-        if self.num_return_sequences < 1:
-            raise OptionError(
-                "num_return_sequences", f"must be >= 1, got {self.num_return_sequences}"
-            )
+        """Raise OptionError for the first option outside its type, range or choices, then
+        for the rules that tie an option to the strategy."""
+        for f in fields(self):
+            problem = field_problem(f, getattr(self, f.name))
+            if problem:
+                raise OptionError(f.name, problem)
+        strategy = STRATEGIES[self.strategy]
         if self.num_return_sequences != 1 and not strategy.n_best:
             several = ", ".join(name for name, s in STRATEGIES.items() if s.n_best)
             raise OptionError(
@@ -95,29 +144,11 @@ class GenerationOptions:
                 f"> 1 needs a strategy that keeps several sequences ({several}), "
                 f"not {self.strategy!r}",
             )
-        if not 0.0 <= self.penalty_alpha <= 1.0:
-            raise OptionError("penalty_alpha", f"must be in [0, 1], got {self.penalty_alpha}")
-        if self.seed is not None and (
-            isinstance(self.seed, bool)
-            or not isinstance(self.seed, int)
-            or not 0 <= self.seed < 2**64
-        ):
-            raise OptionError("seed", f"must be an integer in [0, 2**64), got {self.seed!r}")
-        if self.decode_dtype not in (None, *DECODE_DTYPES):
-            raise OptionError(
-                "decode_dtype",
-                f"must be one of {', '.join(DECODE_DTYPES)}, got {self.decode_dtype!r}",
-            )
         if self.decode_dtype not in (None, "float32") and not strategy.per_token:
             per_token = ", ".join(name for name, s in STRATEGIES.items() if s.per_token)
             raise OptionError(
                 "decode_dtype",
                 f"{self.decode_dtype} is available for the per-token strategies ({per_token}) "
                 f"only, not {self.strategy!r}",
-            )
-        if self.prefill_precision not in PREFILL_PRECISIONS:
-            raise OptionError(
-                "prefill_precision",
-                f"must be one of {', '.join(PREFILL_PRECISIONS)}, got {self.prefill_precision!r}",
             )
         strategy.check(self)

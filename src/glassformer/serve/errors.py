@@ -1,6 +1,6 @@
 """Errors in OpenAI's JSON shape, so an OpenAI client raises its usual exception types.
 
-HTTP 400  {"error": {"message": "temperature must be a number >= 0 (0 means greedy), got -1",
+HTTP 400  {"error": {"message": "temperature must be in [0, inf), got -1.0",
                      "type": "invalid_request_error", "param": "temperature", "code": null}}
 
 400  a bad parameter (named in `param`), malformed JSON, a body that is not UTF-8
