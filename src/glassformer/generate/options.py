@@ -12,8 +12,10 @@ and its allowed range, so a library caller reads `top_p must be in (0, 1], got 2
 parameter: max_tokens for max_new_tokens). Rules that tie an option to a strategy are the
 strategy's own (`Strategy.check`, e.g. beam: num_return_sequences <= num_beams), called here.
 
-    >>> GenerationOptions(40, strategy="beam").num_beams
-    4
+The fields' defaults are the Python API's; each command has its own set over them, `DEFAULTS`:
+
+    >>> GenerationOptions().strategy, DEFAULTS["generate"]["strategy"]
+    ('greedy', 'sample')
 """
 
 from dataclasses import dataclass, fields
@@ -152,3 +154,14 @@ class GenerationOptions:
                 f"only, not {self.strategy!r}",
             )
         strategy.check(self)
+
+
+# Each command's default set, over the fields' own, which are the Python API's: greedy, 64
+# tokens, so a call in a program gives the same text each time. `generate` and `chat` sample,
+# to show what the model can say; the server keeps OpenAI's defaults (and OpenAI's max_tokens:
+# 16 for a completion, the server's cap for a chat reply, serve/openai_api.py).
+DEFAULTS: dict[str, dict] = {
+    "generate": {"max_new_tokens": 200, "strategy": "sample", "temperature": 0.8},
+    "chat": {"max_new_tokens": 200, "strategy": "sample", "temperature": 0.8},
+    "serve": {"strategy": "sample", "temperature": 1.0},
+}
