@@ -5,15 +5,21 @@ to fix. Values are only *typed* here; their ranges are `GenerationOptions`'s to 
 place generation options are validated), and `sampling_options` maps its `OptionError` to the
 request's own parameter name (max_new_tokens -> max_tokens).
 
+The decoding parameters are GenerationOptions' fields: OpenAI's (max_tokens, temperature,
+top_p, seed) and, under the fields' own names, glassformer's `EXTENSIONS` (strategy, top_k,
+num_beams, ...: every field but OpenAI's and `NOT_PARAMS`), each read with its field's type.
+What a request leaves out is the server's default set (`DEFAULTS["serve"]`, OpenAI's).
+
 Parameters this server does not know are ignored, as OpenAI's API ignores them.
 """
 
 import json
+from dataclasses import fields
 
 from fastapi import Request
 
 from glassformer.generate.option_error import OptionError
-from glassformer.generate.options import GenerationOptions
+from glassformer.generate.options import DEFAULTS, GenerationOptions
 from glassformer.generate.session import text_options
 from glassformer.serve.errors import APIError
 
@@ -21,20 +27,24 @@ from glassformer.serve.errors import APIError
 # client still sending it gets the answer instead of a reset connection
 DRAIN_LIMIT = 64 * 2**20
 
-# request parameter -> GenerationOptions field, for the parameters whose names differ
-OPTION_NAMES = {"max_tokens": "max_new_tokens"}
-PARAM_NAMES = {field: param for param, field in OPTION_NAMES.items()}
-
-# glassformer's own sampling parameters, beside OpenAI's temperature, top_p and seed
-EXTENSIONS = {
-    "strategy": str,
-    "top_k": int,
-    "min_p": float,
-    "repetition_penalty": float,
-    "num_beams": int,
-    "length_penalty": float,
-    "penalty_alpha": float,
+# GenerationOptions field -> request parameter, where OpenAI's name differs
+PARAM_NAMES = {"max_new_tokens": "max_tokens"}
+# the fields that are OpenAI's parameters, read here (max_tokens is the endpoint's to read: its
+# default and the server's cap depend on the endpoint)
+OPENAI = ("temperature", "top_p", "seed")
+# the fields a request does not set, and why
+NOT_PARAMS = {
+    "max_new_tokens": "the endpoint reads max_tokens",
+    "num_return_sequences": "n asks for several choices",
+    "stop_ids": "stop texts and the model's end-of-text token end a reply",
+    "use_cache": "the server always keeps the KV cache",
+    "decode_dtype": "the batch decodes on one set of weights",
+    "prefill_precision": "the batch prefills in one precision",
 }
+# glassformer's own decoding parameters, beside OpenAI's: every other field, by its own name
+EXTENSIONS = tuple(
+    f.name for f in fields(GenerationOptions) if f.name not in (*OPENAI, *NOT_PARAMS)
+)
 
 
 async def read_json(request: Request, max_body: int) -> dict:
@@ -148,21 +158,16 @@ class Params:
         return value
 
 
-def sampling_options(p: Params, tokenizer, max_tokens: int, strategy: str) -> GenerationOptions:
-    """GenerationOptions from temperature, top_p, seed and glassformer's extensions.
-
-    OpenAI samples by default (temperature 1); temperature 0 is greedy decoding.
-    """
-    kw = dict(
-        max_new_tokens=max_tokens,
-        strategy=p.text("strategy", strategy),
-        temperature=p.number("temperature", 1.0),
-        top_p=p.number("top_p"),
-        seed=p.integer("seed"),
-    )
-    for name, kind in EXTENSIONS.items():
-        if name != "strategy" and p.has(name):
-            kw[name] = p.integer(name) if kind is int else p.number(name)
+def sampling_options(p: Params, tokenizer, max_tokens: int, **defaults) -> GenerationOptions:
+    """GenerationOptions from max_tokens (read by the endpoint), temperature, top_p, seed and
+    glassformer's EXTENSIONS; what the request leaves out is `defaults` (the endpoint's), else
+    DEFAULTS["serve"] (OpenAI's: temperature 1, sampling), else the field's own default."""
+    read = {int: p.integer, float: p.number, str: p.text, bool: p.flag}
+    kw = {**DEFAULTS["serve"], **defaults, "max_new_tokens": max_tokens}
+    for f in fields(GenerationOptions):
+        if f.name in (*OPENAI, *EXTENSIONS) and p.has(f.name):
+            kind = f.metadata["kind"]  # early_stopping (true, false or "never"): as it is
+            kw[f.name] = read[kind](f.name) if kind in read else p.body[f.name]
     try:
         return text_options(tokenizer, **kw)
     except OptionError as e:
