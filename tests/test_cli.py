@@ -100,8 +100,8 @@ def test_bad_config_override(tmp_path, capsys):
     out = tmp_path / "o"
     assert main(["train", "--preset", "tiny", "--model.n_head", "3", "--out", str(out)]) == 2
     assert "divisible" in one_clear_error(capsys)
-    assert main(["train", "--preset", "tiny", "--model.pos_emb", "alibi", "--out", str(out)]) == 2
-    assert "learned, sinusoidal, rotary, none" in one_clear_error(capsys)
+    assert main(["train", "--preset", "tiny", "--model.pos_emb", "xpos", "--out", str(out)]) == 2
+    assert "learned, sinusoidal, rotary, alibi, none" in one_clear_error(capsys)
     assert not out.exists()
 
 

@@ -126,4 +126,4 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="divisible"):
         GPTConfig(n_embd=10, n_head=3)
     with pytest.raises(ValueError, match="pos_emb"):
-        GPTConfig(pos_emb="alibi")
+        GPTConfig(pos_emb="xpos")

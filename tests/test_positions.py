@@ -20,11 +20,11 @@ def test_the_configs_offer_exactly_the_registered_schemes():
         (pos_emb,) = [f for f in fields(cls) if f.name == "pos_emb"]
         assert set(pos_emb.metadata["choices"]) == set(SEQUENCE_POSITIONS), cls.__name__
     with pytest.raises(ValueError, match="pos_emb"):
-        GPTConfig(pos_emb="alibi")
+        GPTConfig(pos_emb="xpos")
 
 
 @pytest.mark.parametrize("name", SCHEMES)
-def test_embedding_and_rotation_shapes(name):
+def test_embedding_rotation_and_score_bias_shapes(name):
     scheme, cfg = POSITIONS[name], GPTConfig(**SMALL, pos_emb=name)
     B, T, C, nh, hs = 3, 5, cfg.n_embd, cfg.n_head, cfg.head_dim
     pos = torch.arange(T)  # (T,)
@@ -40,8 +40,14 @@ def test_embedding_and_rotation_shapes(name):
         x = torch.randn(B, nh, T, hs)
         assert rot(x, pos).shape == (B, nh, T, hs)
         torch.testing.assert_close(rot(x, rows)[1], rot(x, pos)[1])
+    bias = scheme.make_score_bias(cfg)
+    if bias is not None:  # (query positions, key positions) -> (B or 1, nh, Tq, Tk)
+        assert bias(pos, pos).shape == (1, nh, T, T)
+        assert bias(rows, rows).shape == (B, nh, T, T)
+        assert bias(pos[-1:], pos).shape == (1, nh, 1, T)  # one decode step over T keys
+        torch.testing.assert_close(bias(rows, rows)[1], bias(pos, pos)[0])
     if name == "none":
-        assert emb is None and rot is None
+        assert emb is None and rot is None and bias is None
 
 
 @pytest.mark.parametrize("name", SCHEMES)

@@ -61,7 +61,8 @@ class VitConfig(TransformerConfig):
     pos_emb: str = option(
         "learned",
         "position signal: per-patch learned table, row + column tables (learned-2d), "
-        "sinusoidal tables of the patch index or of row and column (sinusoidal-2d), rotary, none",
+        "sinusoidal tables of the patch index or of row and column (sinusoidal-2d), rotary, "
+        "alibi (a penalty on the distance in patch order), none",
         tuple(POSITIONS),
     )
     causal: bool = option(False, "mask the future (a ViT sees the whole image: False)")

@@ -22,6 +22,11 @@ score is a cosine in [-1, 1] times a learned per-head temperature (initially 10)
 
 An optional boolean `mask` (True = may attend) hides padding keys: BERT-style encoders use it.
 
+A position scheme may add a `bias` to the scores (ALiBi: -slope * distance, nn/alibi.py),
+computed from the positions of the queries and of the keys (the KV cache's keys when there is
+one). The fused kernel takes it as its float mask, -inf where the causal, padding or window
+mask hides a key; without such a scheme nothing of this runs.
+
 Grouped-query attention (`n_kv_head` < `n_head`, Ainslie et al. 2023; Llama, SmolLM2): the
 keys and values have fewer heads than the queries, and each K/V head serves a group of
 n_head / n_kv_head consecutive query heads. With 9 query and 3 K/V heads, query heads 0-2 read
@@ -47,14 +52,18 @@ def attention_pattern(
     causal: bool,
     scale: float,
     mask: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """softmax(q k^T * scale + mask): where each query looks, shape (B, nh, Tq, Tk).
+    """softmax(q k^T * scale + bias + mask): where each query looks, shape (B, nh, Tq, Tk).
 
     q: (B, nh, Tq, hs), k: (B, nh, Tk, hs). With `causal`, query i (the last Tq of Tk
     positions) sees keys 0..i + (Tk - Tq). `mask` is an optional boolean tensor that
-    broadcasts to (B, nh, Tq, Tk), True where attending is allowed.
+    broadcasts to (B, nh, Tq, Tk), True where attending is allowed; `bias` an optional float
+    one added to the scores (a position scheme's, e.g. ALiBi).
     """
     scores = (q @ k.transpose(-2, -1)) * scale  # (B, nh, Tq, Tk)
+    if bias is not None:
+        scores = scores + bias  # float32: the softmax below runs in float32 anyway
     Tq, Tk = scores.shape[-2:]
     if causal:
         allowed = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(Tk - Tq)
@@ -74,13 +83,14 @@ def attend(
     dropout: float,
     hook_pattern: HookPoint,
     explicit: bool = False,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """pattern @ v for q (B, nh, Tq, hs), k, v (B, nkv, Tk, hs) -> z (B, nh, Tq, hs).
 
     nkv divides nh: each K/V head serves nh / nkv consecutive query heads (grouped-query
     attention; nkv = nh is plain multi-head attention). The fused kernel unless `explicit` or a
     hook listens on `hook_pattern`. Self- and cross-attention both call this, so the fast path
-    and the readable path are one code.
+    and the readable path are one code. `bias` (B or 1, nh, Tq, Tk), float: added to the scores.
     """
     gqa = k.size(1) != q.size(1)
     if explicit or hook_pattern.hooks:
@@ -88,12 +98,15 @@ def attend(
             group = q.size(1) // k.size(1)
             k = k.repeat_interleave(group, dim=1)  # (B, nh, Tk, hs)
             v = v.repeat_interleave(group, dim=1)  # (B, nh, Tk, hs)
-        pattern = hook_pattern(attention_pattern(q, k, causal, scale, mask))
+        pattern = hook_pattern(attention_pattern(q, k, causal, scale, mask, bias))
         return F.dropout(pattern, dropout) @ v  # (B, nh, Tq, hs)
-    if mask is not None and causal:  # SDPA takes one or the other: merge them
+    if causal and (mask is not None or bias is not None):  # SDPA takes a mask or is_causal
         Tq, Tk = q.size(-2), k.size(-2)
-        mask = mask & torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(Tk - Tq)
+        allowed = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(Tk - Tq)
+        mask = allowed if mask is None else mask & allowed
         causal = False
+    if bias is not None:  # one float mask: the bias where a key may be seen, -inf elsewhere
+        mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
     if q.device.type == "cpu" and q.dtype == torch.bfloat16:
         # the CPU's bf16 fused kernel is up to 4x slower than its fp32 one at small head sizes
         # and never faster (measured, docs/performance.md): attend in fp32, return bf16
@@ -102,6 +115,8 @@ def attend(
                 q.float(), k.float(), v.float(), mask, dropout, causal, scale=scale, enable_gqa=gqa
             )
         return z.to(q.dtype)  # (B, nh, Tq, hs)
+    if mask is not None and mask.is_floating_point():
+        mask = mask.to(q.dtype)  # the bias (float32) in the kernel's dtype (bf16 autocast)
     return F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout, scale=scale, enable_gqa=gqa
     )  # (B, nh, Tq, hs)
@@ -128,6 +143,8 @@ class SelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         # a position scheme that acts on q and k (rotary), or None: nn/positions.py
         self.rotation = POSITIONS[config.pos_emb].make_rotation(config)
+        # a position scheme that adds a bias to the scores (alibi), or None: nn/positions.py
+        self.score_bias = POSITIONS[config.pos_emb].make_score_bias(config)
         self.qk_norm = config.qk_norm
         self.log_temp = (
             nn.Parameter(torch.full((self.n_head,), math.log(10.0))) if config.cosine_attn else None
@@ -149,7 +166,8 @@ class SelfAttention(nn.Module):
         `mask`: optional bool, broadcastable to (B, nh, T, T), True where attending is allowed
         (an encoder's padding mask is (B, 1, 1, T)). `cache`: this layer's slice of a
         `KVCache`; the new k, v are appended to it and the queries see all cached keys
-        (the cache supplies the mask: bottom-right causal, padding hidden).
+        (the cache supplies the mask: bottom-right causal, padding hidden, and the positions
+        of its keys to a score bias).
         """
         B, T, C = x.shape
         nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim  # (tp: this process's heads)
@@ -172,7 +190,10 @@ class SelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(k, v)  # (B, nkv, Tk, hs): cached keys + the new ones
             mask, causal = cache.attention_mask()
-        z = attend(q, k, v, causal, scale, mask, dropout, self.hook_pattern, self.explicit)
+        bias = None
+        if self.score_bias is not None:  # (B or 1, nh, T, Tk) from query and key positions
+            bias = self.score_bias(pos, pos if cache is None else cache.key_positions(T))
+        z = attend(q, k, v, causal, scale, mask, dropout, self.hook_pattern, self.explicit, bias)
         z = self.hook_z(z)
         y = z.transpose(1, 2).reshape(B, T, nh * hs)  # (B, T, nh * hs): C, or tp's share
         return self.resid_dropout(self.proj(y))

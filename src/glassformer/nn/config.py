@@ -47,7 +47,8 @@ class TransformerConfig:
     bias: bool = option(True, "biases in Linear layers and LayerNorm")
     pos_emb: str = option(
         "learned",
-        "position signal: learned table, fixed sinusoidal table, rotary q/k rotation, or none",
+        "position signal: learned table, fixed sinusoidal table, rotary q/k rotation, alibi "
+        "(a per-head penalty on distance added to the attention scores), or none",
         SEQUENCE_POSITIONS,
     )
     emb_scale: str = option(

@@ -51,6 +51,10 @@ class LayerKV:
         """(mask, causal) for this forward pass: computed once by `KVCache.begin`."""
         return self.cache.step_mask
 
+    def key_positions(self, Tq: int) -> torch.Tensor:
+        """Positions of the keys `update` returned to Tq new queries: see `KVCache`."""
+        return self.cache.key_positions(Tq)
+
 
 class KVCache:
     """Preallocated keys and values for every layer, plus the bookkeeping of positions.
@@ -110,6 +114,19 @@ class KVCache:
         if self.pad is None:
             return pos
         return (pos[None, :] - self.pad[:, None]).clamp(min=0)  # (B, T)
+
+    def key_positions(self, Tq: int) -> torch.Tensor:
+        """Positions of the size + Tq keys that the next Tq queries see: (Tk,), or (B, Tk).
+
+        Slot j holds the (seen - size + j)-th token fed, so after `roll` the oldest key is not
+        at position 0; with padding a row's positions count from its first real token (its
+        padding keys, masked anyway, get 0). A position scheme that biases the attention
+        scores by distance (ALiBi) reads these.
+        """
+        pos = torch.arange(self.seen - self.size, self.seen + Tq, device=self.k.device)  # (Tk,)
+        if self.pad is None:
+            return pos
+        return (pos[None, :] - self.pad[:, None]).clamp(min=0)  # (B, Tk)
 
     def begin(self, T: int) -> None:
         """Called by the model before feeding T tokens: mark which new slots are real tokens."""

@@ -81,6 +81,11 @@ class TensorParallel:
                 "--train.parallel tp does not shard cosine attention's per-head temperatures; "
                 "train with --model.cosine_attn false or with ddp or fsdp"
             )
+        if model.blocks[0].attn.score_bias is not None:
+            raise UserError(
+                f"--train.parallel tp does not shard the per-head slopes of --model.pos_emb "
+                f"{c.pos_emb}; train with ddp or fsdp"
+            )
         self.order: dict[str, torch.Tensor] = {}  # parameter name -> its rows' order when sharded
         for i, block in enumerate(model.blocks):
             attn, mlp = block.attn, block.mlp
