@@ -88,10 +88,12 @@ def test_the_toy_strategy_in_a_session_keeps_its_cache_across_turns(second, mode
     session = Session(model, tok, strategy="second", max_new_tokens=6)
     session.feed("to be")
     first = "".join(session.stream())
-    ctx = session.ctx
+    row = session.seq.rows[0]
     session.feed(" or not")
+    fed = row.fed
     again = "".join(session.stream())
-    assert session.ctx is ctx  # the same Context (and KV cache), fed only the new tokens
+    assert session.seq.rows[0] is row  # the same row of the engine (and KV cache)
+    assert fed == len(tok.encode("to be")) + 5  # kept: only the new tokens are fed next
     assert session.finish_reason == "length"
     assert first + again == tok.decode(session.ids[5:11] + session.ids[18:])
     # each turn equals the strategy run by hand over the whole conversation so far

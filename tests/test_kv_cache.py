@@ -80,7 +80,13 @@ def test_explicit_attention_path_and_hooks_see_the_cached_keys():
 def test_continuing_from_a_returned_context_equals_one_long_call():
     model = _model("learned")
     prompt = torch.randint(0, 61, (2, 7), generator=torch.Generator().manual_seed(4))
-    decode = Greedy().tokens
+
+    def decode(ctx, opts):  # greedy steps on a kept Context, as a conversation continues
+        for _ in range(opts.max_new_tokens):
+            nxt = Greedy().choose(ctx.logits(), ctx.ids, opts)  # (B, 1)
+            ctx.append(nxt)
+            yield nxt
+
     opts = GenerationOptions(max_new_tokens=30)
     one = torch.cat(list(decode(Context(model, prompt), opts)), 1)
     ctx = Context(model, prompt)

@@ -19,7 +19,7 @@ from typing import Any, Literal, overload
 import torch
 
 from glassformer.errors import UserError
-from glassformer.generate.context import Context
+from glassformer.generate.engine import Engine, Generation
 from glassformer.generate.options import GenerationOptions
 from glassformer.generate.session import (
     Session,
@@ -29,7 +29,6 @@ from glassformer.generate.session import (
     make_generator,
     text_options,
 )
-from glassformer.generate.strategies import STRATEGIES
 from glassformer.generate.streaming import TextStream
 from glassformer.tokenizers.protocol import Tokenizer
 
@@ -52,7 +51,6 @@ def left_padding(attention_mask: torch.Tensor | None, idx: torch.Tensor) -> torc
     return pad
 
 
-@torch.no_grad()
 def generate_tokens(
     model: torch.nn.Module,
     idx: torch.Tensor,
@@ -61,8 +59,10 @@ def generate_tokens(
 ) -> torch.Tensor:
     """Prompt ids (B, T) -> prompt + new ids (B * num_return_sequences, T + new).
 
-    `attention_mask` (B, T) of 1/0 marks left padding in a batch of unequal prompts. A
-    per-token strategy (greedy, sample) runs the batch at once; a search runs each prompt
+    `attention_mask` (B, T) of 1/0 marks left padding in a batch of unequal prompts. Every
+    prompt is a generation of the one engine (engine.py): their prompts run as one batched
+    prefill and their steps as one forward each, whatever the strategy. Each has its own
+    random generator seeded with `opts.seed`, so a prompt gives the same tokens in a batch as
     alone. Rows that stop early (or shorter beams) are filled with their stop id, as Hugging
     Face fills with the pad id.
 
@@ -76,27 +76,22 @@ def generate_tokens(
             f"{tuple(idx.shape)} {idx.dtype}"
         )
     pad = left_padding(attention_mask, idx)
-    strategy = STRATEGIES[opts.strategy]
-    generator = make_generator(opts.seed, idx.device)
-    was_training = model.training
-    model.eval()
-    try:
-        if strategy.per_token:
-            decoder = decode_copy(model, opts.decode_dtype)
-            ctx = Context(model, idx, pad, opts.use_cache, decoder, **context_options(opts, idx))
-            return torch.cat([idx, *strategy.tokens(ctx, opts, generator)], dim=1)
-        rows = []
-        for b in range(idx.size(0)):
-            prompt = idx[b, 0 if pad is None else int(pad[b]) :]  # (T_b,)
-            ctx = Context(
-                model, prompt[None], use_cache=opts.use_cache, **context_options(opts, idx)
-            )
-            rows += [
-                torch.cat((prompt, new)) for new in strategy.continuations(ctx, opts, generator)
-            ]
-        return _stack_left_padded(rows, idx, pad, opts)
-    finally:
-        model.train(was_training)
+    engine = Engine(
+        model,
+        decode_model=decode_copy(model, opts.decode_dtype),
+        use_cache=opts.use_cache,
+        **context_options(opts, idx.device),
+    )
+    prompts = [idx[b, 0 if pad is None else int(pad[b]) :] for b in range(idx.size(0))]
+    gens = [Generation(p, opts, make_generator(opts.seed, idx.device)) for p in prompts]
+    for _ in engine.stream(gens):
+        pass
+    rows = [
+        torch.cat((p, torch.tensor(reply, dtype=torch.long, device=idx.device)))
+        for p, gen in zip(prompts, gens, strict=True)
+        for reply in gen.results
+    ]
+    return _stack_left_padded(rows, idx, pad, opts)
 
 
 def _stack_left_padded(rows, idx, pad, opts) -> torch.Tensor:
@@ -180,8 +175,8 @@ def generate(
 ) -> str | list[str]:
     """The continuation of `prompt` (a str), or of each prompt of a list (a batch).
 
-    A list of prompts runs as one left-padded batch (per-token strategies) and gives the same
-    texts as generating each alone. With `num_return_sequences=n` (beam search) a str prompt
+    A list of prompts runs as one batch and gives the same texts as generating each alone.
+    With `num_return_sequences=n` (beam search) a str prompt
     gives a list of its n best continuations.
     """
     opts = text_options(tokenizer, max_new_tokens=max_new_tokens, strategy=strategy, **options)
@@ -192,10 +187,6 @@ def generate(
         return [_text(tokenizer, row, opts, stop) for row in out.tolist()]
     if isinstance(prompt, str):
         return "".join(stream(model, tokenizer, prompt, max_new_tokens, strategy, stop, **options))
-    if not STRATEGIES[opts.strategy].per_token:
-        return [
-            generate(model, tokenizer, p, max_new_tokens, strategy, stop, **options) for p in prompt
-        ]
     prompts = [encode_prompt(tokenizer, p) for p in prompt]
     if not prompts:
         return []

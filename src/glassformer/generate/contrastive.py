@@ -9,10 +9,14 @@ like an earlier one is penalised:
 
 where h_j are the hidden states of every token so far (prompt included). alpha = 0 is greedy;
 alpha = penalty_alpha (0.6 is the paper's choice) trades likelihood for novelty. The top_k
-candidates run as one batch of k rows that share the cached prefix.
+candidates run as k rows of the engine (engine.py) that share the cached prefix, in the same
+forward as every other sequence's rows. A step of `Contrastive.step` scores the candidates of
+the last step (their logits and hidden states are in), emits the best, and proposes its
+top_k successors as the next candidates.
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +24,7 @@ import torch.nn.functional as F
 from glassformer.generate.context import Context
 from glassformer.generate.option_error import OptionError
 from glassformer.generate.processors import repetition_penalty
-from glassformer.generate.strategy import Strategy
+from glassformer.generate.strategy import Step, Strategy
 
 
 def degeneration_penalty(candidates: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -29,36 +33,16 @@ def degeneration_penalty(candidates: torch.Tensor, context: torch.Tensor) -> tor
     return sims.max(dim=-1).values
 
 
-@torch.no_grad()
-def contrastive_search(ctx: Context, opts) -> Iterator[torch.Tensor]:
-    """Yield the new ids (1, 1) one step at a time after the prompt in a fresh `ctx` (1, T)."""
-    k, alpha = opts.top_k, opts.penalty_alpha
-    device = ctx.ids.device
-    ctx.keep_hidden = True
-    logits = ctx.logits()  # (1, V)
-    history = ctx.hidden[0]  # (T, C): hidden state of every token so far
-    stops = set(opts.stop_ids)
-    for _ in range(opts.max_new_tokens):
-        logits = repetition_penalty(logits.float(), ctx.ids, opts.repetition_penalty)
-        probs = torch.softmax(logits, dim=-1)[0]  # (V,)
-        top_p, top_ids = torch.topk(probs, min(k, probs.numel()))  # (k,)
-        ctx.reorder(torch.zeros(len(top_ids), dtype=torch.long, device=device))
-        ctx.append(top_ids[:, None])  # each row tries one candidate
-        cand_logits = ctx.logits()  # (k, V)
-        cand_hidden = ctx.hidden[:, -1]  # (k, C)
-        score = (1 - alpha) * top_p - alpha * degeneration_penalty(cand_hidden, history)
-        best = int(score.argmax())
-        ctx.reorder(torch.tensor([best], device=device))
-        history = torch.cat((history, cand_hidden[best : best + 1]))
-        logits = cand_logits[best : best + 1]
-        token = top_ids[best : best + 1, None]  # (1, 1)
-        yield token
-        if int(token) in stops:
-            return
+@dataclass
+class Candidates:
+    history: torch.Tensor  # (T, C): the hidden state of every token so far
+    probs: torch.Tensor  # (k,) p(candidate | context)
+    ids: torch.Tensor  # (k,) the candidates, one per row
 
 
 class Contrastive(Strategy):
     help = "contrastive search: likely tokens unlike what was said (--top-k, --penalty-alpha)"
+    needs_hidden = True
 
     def check(self, opts) -> None:
         if opts.top_k is None:
@@ -68,5 +52,40 @@ class Contrastive(Strategy):
                 "top_k", "must be >= 1 for contrastive search (its candidates), got 0"
             )
 
-    def tokens(self, ctx: Context, opts, generator=None) -> Iterator[torch.Tensor]:
-        return contrastive_search(ctx, opts)
+    def width(self, opts) -> int:
+        return opts.top_k
+
+    @torch.no_grad()
+    def step(self, seq, logits: torch.Tensor) -> Step:
+        """logits (1, V) after the prompt, then (k, V) after each candidate."""
+        cand: Candidates | None = seq.state
+        emit, base = [], 0
+        if cand is None:  # after the prompt: its hidden states are the history
+            history = seq.rows[0].hidden  # (T, C)
+        else:
+            hidden = torch.stack([r.hidden[-1] for r in seq.rows])  # (k, C)
+            alpha = seq.opts.penalty_alpha
+            score = (1 - alpha) * cand.probs - alpha * degeneration_penalty(hidden, cand.history)
+            base = int(score.argmax())
+            history = torch.cat((cand.history, hidden[base : base + 1]))
+            emit = [int(cand.ids[base])]
+        ids = seq.rows[base].ids[None]  # (1, N): the history with the chosen token
+        penalty = seq.opts.repetition_penalty
+        penalised = repetition_penalty(logits[base : base + 1].float(), ids, penalty)  # (1, V)
+        probs = torch.softmax(penalised, dim=-1)[0]  # (V,)
+        top_p, top_ids = torch.topk(probs, min(seq.opts.top_k, probs.numel()))  # (k,)
+        seq.state = Candidates(history, top_p, top_ids)
+        return Step(feed=top_ids[:, None], keep=[base] * len(top_ids), emit=emit)
+
+
+def contrastive_search(ctx: Context, opts) -> Iterator[torch.Tensor]:
+    """Yield the new ids (1, 1) one step at a time after the prompt in `ctx` (1, T): the
+    search run by the engine."""
+    from glassformer.generate.engine import Engine, Generation, Token
+
+    seq = Generation(ctx.rows[0].ids, opts, rows=ctx.rows)
+    for event in Engine(ctx.model, context=ctx).stream([seq]):
+        if isinstance(event, Token):
+            yield torch.tensor([[event.id]])
+    if seq.finish_reason == "stop_id":
+        yield torch.tensor([[seq.new[-1]]])

@@ -14,16 +14,16 @@ and the options; `feed` adds text, `stream` continues it piece by piece:
 What one turn does:
 
     new ids = tokenizer.encode(text)           feed: appended to the history (not run yet)
-    strategy.tokens(context, options)          the registry's strategy (strategies.py)
-      -> id, id, ...                           each appended to the history
+    engine.stream([sequence])                  the one engine (engine.py) with the registry's
+      -> id, id, ...                           strategy; each id appended to the history
     stop id?         -> finish_reason "stop_id" (the id is kept in the history, not shown)
     TextStream.push  -> a piece of text        never half a character (streaming.py)
     stop string?     -> finish_reason "stop_string" (cut before it)
     max_new_tokens   -> finish_reason "length"
 
-A per-token strategy (greedy, sample: `TokenRule`) continues the kept Context, so a new turn
+A per-token strategy (greedy, sample: `TokenRule`) continues the kept sequence, so a new turn
 feeds only its new tokens to the cached keys and values; a search (beam, contrastive) starts a
-fresh Context over the history each turn. A history longer than the model's context is
+fresh sequence over the history each turn. A history longer than the model's context is
 handled as context.py describes (the oldest tokens drop out of view); `overflowed` says so.
 
 `glassformer.generate`/`stream` (api.py) are one turn of a fresh session; `glassformer chat`
@@ -39,7 +39,7 @@ import torch
 
 from glassformer.core.device import resolve_precision
 from glassformer.errors import UserError
-from glassformer.generate.context import Context
+from glassformer.generate.engine import Engine, Finish, Generation, Token
 from glassformer.generate.options import GenerationOptions
 from glassformer.generate.strategies import STRATEGIES
 from glassformer.generate.streaming import TextStream
@@ -70,10 +70,10 @@ def decode_copy(model: torch.nn.Module, dtype: str | None) -> torch.nn.Module | 
     return copy.deepcopy(model).to(getattr(torch, dtype)).eval()
 
 
-def context_options(opts: GenerationOptions, ids: torch.Tensor) -> dict:
+def context_options(opts: GenerationOptions, device: torch.device) -> dict:
     """The Context settings that come from the options: the cache's room for the new tokens
-    and the prompt's precision ("auto" resolved for the device of `ids`)."""
-    precision = resolve_precision(opts.prefill_precision, ids.device)
+    and the prompt's precision ("auto" resolved for `device`)."""
+    precision = resolve_precision(opts.prefill_precision, device)
     return {"room": opts.max_new_tokens, "prefill_precision": precision}
 
 
@@ -112,9 +112,14 @@ class Session:
         self.strategy = STRATEGIES[self.opts.strategy]
         self.device = next(model.parameters()).device
         self.generator = make_generator(self.opts.seed, self.device)
-        self.decoder = decode_copy(model, self.opts.decode_dtype)
+        self.engine = Engine(
+            model,
+            decode_model=decode_copy(model, self.opts.decode_dtype),
+            use_cache=self.opts.use_cache,
+            **context_options(self.opts, self.device),
+        )
         self.ids: list[int] = []  # the whole conversation, prompts and replies
-        self.ctx: Context | None = None  # its model state, kept while the strategy allows
+        self.seq: Generation | None = None  # in the engine; kept while the strategy allows
         self.finish_reason: str | None = None  # of the last reply
 
     @property
@@ -135,38 +140,33 @@ class Session:
     def feed_ids(self, ids: Sequence[int]) -> None:
         """Add token ids to the conversation."""
         self.ids += ids
-        if self.ctx is not None and ids:
-            self.ctx.append(torch.tensor([list(ids)], device=self.device))  # (1, T)
+        if self.seq is not None and ids:
+            self.seq.rows[0].append(torch.tensor(list(ids), device=self.device))
 
     def tokens(self) -> Generator[int, None, None]:
         """The reply's ids, one at a time, up to a stop id (not yielded) or max_new_tokens."""
         if not self.ids:
             raise UserError("nothing to continue: feed the session a prompt first")
-        if self.ctx is None or not self.strategy.per_token:
-            history = torch.tensor([self.ids], device=self.device)  # (1, T)
-            self.ctx = Context(
-                self.model,
-                history,
-                use_cache=self.opts.use_cache,
-                decode_model=self.decoder,
-                **context_options(self.opts, history),
-            )
-        stops = set(self.opts.stop_ids)
+        if self.seq is None:
+            history = torch.tensor(self.ids, device=self.device)  # (T,)
+            keep = self.strategy.per_token  # a search leaves its own rows: start afresh
+            self.seq = Generation(history, self.opts, self.generator, keep=keep)
+        seq = self.seq
         self.finish_reason = "length"
-        was_training = self.model.training
-        self.model.eval()
         try:
-            for token in self.strategy.tokens(self.ctx, self.opts, self.generator):
-                t = int(token)
-                self.ids.append(t)
-                if t in stops:
-                    self.finish_reason = "stop_id"
-                    return
-                yield t
+            for event in self.engine.stream([seq]):
+                if isinstance(event, Token):
+                    self.ids.append(event.id)
+                    yield event.id
+                elif isinstance(event, Finish):
+                    self.finish_reason = event.reason
+                    if event.reason == "stop_id":
+                        self.ids.append(seq.new[-1])
         finally:
-            self.model.train(was_training)
-            if not self.strategy.per_token:
-                self.ctx = None  # a search leaves its own rows behind: start afresh next turn
+            if seq in self.engine.running:  # the reader stopped early (a stop string)
+                self.engine.finish(seq, "stop_string")
+            if not seq.rows:
+                self.seq = None
 
     def stream(self, stop: Sequence[str] = ()) -> Iterator[str]:
         """The reply as text pieces (never half a character), cut before a stop string."""
