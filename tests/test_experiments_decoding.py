@@ -24,9 +24,9 @@ from glassformer.experiments.decoding import (
 )
 from glassformer.experiments.docs import build
 from glassformer.experiments.runner import refresh
-from glassformer.generate.beam import beam_search
 from glassformer.generate.context import Context
 from glassformer.generate.options import GenerationOptions
+from glassformer.generate.search import beam_search
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
 from glassformer.tokenizers.char import CharTokenizer

@@ -25,7 +25,7 @@ algorithm of Hugging Face's `generate(num_beams=...)`, and the tests check equal
 The search runs in the engine (engine.py) one step at a time, its num_beams rows decoded in
 the same forward as every other sequence's; `Beam.step` is the body of the loop, and the state
 between steps (the running beams' scores, the finished hypotheses) is a `BeamState`.
-`beam_search(ctx, opts)` runs one search to its end over the prompt in a Context.
+`beam_search(ctx, opts)` (search.py) runs one search to its end over the prompt in a Context.
 """
 
 from dataclasses import dataclass
@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from glassformer.generate.context import Context
 from glassformer.generate.option_error import OptionError
 from glassformer.generate.strategy import Step, Strategy
 
@@ -148,14 +147,3 @@ class Beam(Strategy):
             return Step(emit=replies[0], done=True, results=replies)
         rows = beam[pick] if len(seq.rows) > 1 else torch.zeros_like(pick)
         return Step(feed=token[pick][:, None], keep=rows.tolist())
-
-
-def beam_search(ctx: Context, opts) -> list[Hypothesis]:
-    """The `opts.num_return_sequences` best hypotheses after the prompt in `ctx` (1, T), best
-    first: one search run to its end by the engine."""
-    from glassformer.generate.engine import Engine, Generation
-
-    seq = Generation(ctx.rows[0].ids, opts, rows=ctx.rows)
-    for _ in Engine(ctx.model, context=ctx).stream([seq]):
-        pass
-    return seq.state.hypotheses(opts.num_return_sequences)

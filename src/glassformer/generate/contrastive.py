@@ -15,13 +15,11 @@ the last step (their logits and hidden states are in), emits the best, and propo
 top_k successors as the next candidates.
 """
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from glassformer.generate.context import Context
 from glassformer.generate.option_error import OptionError
 from glassformer.generate.processors import repetition_penalty
 from glassformer.generate.strategy import Step, Strategy
@@ -76,16 +74,3 @@ class Contrastive(Strategy):
         top_p, top_ids = torch.topk(probs, min(seq.opts.top_k, probs.numel()))  # (k,)
         seq.state = Candidates(history, top_p, top_ids)
         return Step(feed=top_ids[:, None], keep=[base] * len(top_ids), emit=emit)
-
-
-def contrastive_search(ctx: Context, opts) -> Iterator[torch.Tensor]:
-    """Yield the new ids (1, 1) one step at a time after the prompt in `ctx` (1, T): the
-    search run by the engine."""
-    from glassformer.generate.engine import Engine, Generation, Token
-
-    seq = Generation(ctx.rows[0].ids, opts, rows=ctx.rows)
-    for event in Engine(ctx.model, context=ctx).stream([seq]):
-        if isinstance(event, Token):
-            yield torch.tensor([[event.id]])
-    if seq.finish_reason == "stop_id":
-        yield torch.tensor([[seq.new[-1]]])
