@@ -10,9 +10,7 @@ import glassformer
 from glassformer import GPT, GPTConfig
 from glassformer.errors import UserError
 from glassformer.generate import generate_tokens
-from glassformer.generate.beam import beam_search
 from glassformer.generate.context import Context
-from glassformer.generate.contrastive import contrastive_search
 from glassformer.generate.options import GenerationOptions
 from glassformer.generate.processors import (
     apply_temperature,
@@ -21,6 +19,7 @@ from glassformer.generate.processors import (
     top_k_filter,
     top_p_filter,
 )
+from glassformer.generate.search import beam_search, contrastive_search
 from glassformer.inspect import run_with_cache
 from glassformer.tokenizers import CharTokenizer
 
