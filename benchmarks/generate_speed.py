@@ -35,7 +35,7 @@ import torch
 
 from glassformer import GPT, GPTConfig
 from glassformer.generate import GenerationOptions, generate_tokens
-from glassformer.interop.gpt2 import gpt2_to_hf
+from glassformer.interop.export import hf_model
 from glassformer.nn.kv_cache import KVCache
 from glassformer.nn.layout import for_one_sequence
 
@@ -49,7 +49,7 @@ def gpt2_small() -> tuple[GPT, torch.nn.Module]:
         activation="gelu_tanh",
     )  # fmt: skip
     ours = GPT(cfg).eval()
-    config, tensors = gpt2_to_hf(ours)
+    config, tensors = hf_model(ours)
     config = {k: v for k, v in config.items() if k not in ("architectures", "model_type")}
     hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**config)).eval()
     hf.load_state_dict(tensors, strict=False)  # lm_head is tied to wte

@@ -286,7 +286,7 @@ def section_overhead(rows, args, path, model, tokenizer, llm):
     import transformers
 
     from glassformer import GPT, GPTConfig
-    from glassformer.interop.llama import llama_to_hf
+    from glassformer.interop.export import hf_model
 
     c = model.config
     torch.manual_seed(0)
@@ -294,7 +294,7 @@ def section_overhead(rows, args, path, model, tokenizer, llm):
                          n_kv_head=2, n_embd=64, mlp_hidden=128, bias=False, pos_emb="rotary",
                          rope_theta=c.rope_theta, norm="rmsnorm", activation="swiglu",
                          tie_weights=True, dropout=0.0)).eval()  # fmt: skip
-    config, tensors = llama_to_hf(tiny)
+    config, tensors = hf_model(tiny)
     config = {k: v for k, v in config.items() if k not in ("architectures", "model_type")}
     hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)).eval()
     hf.load_state_dict(tensors, strict=False)  # lm_head is tied to the embedding

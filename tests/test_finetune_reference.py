@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glassformer.interop.llama import llama_to_hf
+from glassformer.interop.export import hf_model
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
 from glassformer.nn.cross_entropy import cross_entropy
@@ -35,7 +35,7 @@ def llama_pair():
     )  # fmt: skip
     torch.manual_seed(0)
     ours = GPT(config)
-    hf_config, weights = llama_to_hf(ours)
+    hf_config, weights = hf_model(ours)
     ref = transformers.LlamaForCausalLM(transformers.LlamaConfig(**hf_config))
     ref.load_state_dict(weights, strict=False)  # the tied head is the embedding
     add_lora(ours, RANK, ALPHA)

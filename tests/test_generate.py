@@ -94,9 +94,9 @@ def model() -> GPT:
 @pytest.fixture(scope="module")
 def hf_model(model):
     transformers = pytest.importorskip("transformers")
-    from glassformer.interop.gpt2 import gpt2_to_hf
+    from glassformer.interop.export import hf_model as to_hf_pair
 
-    config, tensors = gpt2_to_hf(model)  # the same random weights in GPT-2's layout
+    config, tensors = to_hf_pair(model)  # the same random weights in GPT-2's layout
     config = {k: v for k, v in config.items() if k not in ("architectures", "model_type")}
     hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**config)).eval()
     hf.load_state_dict(tensors, strict=False)  # lm_head is tied to wte

@@ -134,8 +134,8 @@ def test_missing_extra_and_misshapen_tensors_are_named(tmp_path):
 def test_unknown_model_type_and_not_a_folder(tmp_path):
     with pytest.raises(UserError, match="no config.json"):
         from_hf(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    with pytest.raises(UserError, match="'llama' is not one glassformer reads"):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mamba"}))
+    with pytest.raises(UserError, match="'mamba' is not one glassformer reads"):
         from_hf(tmp_path)
 
 

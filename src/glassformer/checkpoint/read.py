@@ -1,9 +1,10 @@
 """`load(path)`: a model and its tokenizer from any folder glassformer reads.
 
     checkpoint folder (config.json names the family)   -> build the family, load the weights
-    Hugging Face GPT-2 folder (config.json: model_type) -> interop/gpt2.py
-    Hugging Face Llama folder (model_type "llama")      -> interop/llama.py
-    a .gguf file, or a short name such as "smollm2"     -> interop/gguf.py
+    Hugging Face folder (config.json: model_type)       -> interop/convert.py, by the table
+    a .gguf file, or a short name such as "smollm2"     -> interop/gguf.py, by the table
+
+(the table: interop/architectures.py, one entry per foreign architecture)
 
 Each problem with a folder ends in one sentence naming it and the fix (`UserError`): not a
 folder, a missing file, files that disagree with the manifest, an unknown family or format
@@ -26,10 +27,9 @@ from glassformer.checkpoint.write import FORMAT_VERSION, OBSOLETE
 from glassformer.core.fields import check_fields
 from glassformer.core.weights import load_weight_dict, parse_weights, weights_metadata
 from glassformer.errors import UserError
-from glassformer.interop.folder import read_hf_config
+from glassformer.interop.convert import load_hf_folder
+from glassformer.interop.folder import is_hf_folder
 from glassformer.interop.gguf import gguf_file, load_gguf
-from glassformer.interop.gpt2 import is_hf_folder, load_gpt2_folder
-from glassformer.interop.llama import load_llama_folder
 from glassformer.models.registry import FAMILIES, build, family_of
 from glassformer.tokenizers import Tokenizer, load_tokenizer
 from glassformer.tokenizers.symbols import SymbolVocab
@@ -116,8 +116,7 @@ def load(
         return model.to(device).eval(), tokenizer
     path = Path(path)
     if is_hf_folder(path):  # e.g. the released gpt2 weights, or a Llama
-        llama = read_hf_config(path).get("model_type") == "llama"
-        model, tokenizer = (load_llama_folder if llama else load_gpt2_folder)(path)
+        model, tokenizer = load_hf_folder(path)
         _expect(path, family_of(model), family)
         return model.to(device).eval(), tokenizer
     snap = _snapshot(path, ("config.json", "model.safetensors", "tokenizer.model"))

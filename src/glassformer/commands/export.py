@@ -14,7 +14,7 @@ from pathlib import Path
 from glassformer import checkpoint
 from glassformer.errors import UserError
 from glassformer.interop.export import export_hf
-from glassformer.interop.gpt2 import is_hf_folder
+from glassformer.interop.folder import is_hf_folder
 
 FORMATS = ("hf",)
 

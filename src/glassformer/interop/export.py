@@ -1,14 +1,15 @@
 """Our GPT as a Hugging Face folder that `transformers` loads as it loads any model.
 
     OUT/config.json              GPT2LMHeadModel or LlamaForCausalLM (chosen by the shape)
-    OUT/model.safetensors        the weights under Hugging Face's names (gpt2.py, llama.py)
+    OUT/model.safetensors        the weights under Hugging Face's names (architectures.py)
     OUT/tokenizer.json           the same ids as our tokenizer (tokenizers/hf_json.py)
     OUT/tokenizer_config.json    PreTrainedTokenizerFast, its eos/bos, the chat template
     OUT/generation_config.json   bos / eos ids: where `generate` and pipelines stop
     OUT/README.md                a model card, YAML metadata first (the Hub reads it)
 
-Which architecture: a GPT with learned positions, LayerNorm and a GELU MLP is GPT-2; one with
-rotary positions, RMSNorm and SwiGLU without biases is Llama (SmolLM2 and its fine-tunes).
+Which architecture: the first decoder entry of the architecture table whose position scheme
+and norm are the model's (`exports_as`): a GPT with learned positions and LayerNorm is GPT-2;
+one with rotary positions and RMSNorm is Llama (SmolLM2 and its fine-tunes).
 A bias-free GPT-2-shaped model (every preset) exports with zero biases: x W^T + 0 is x W^T,
 and LayerNorm without a shift is LayerNorm with a zero shift, so the function is the same.
 
@@ -29,14 +30,12 @@ import torch
 
 from glassformer.core.files import atomic_write_text, fsync_dir
 from glassformer.errors import UserError
+from glassformer.interop.architectures import ARCHITECTURES, exports_as
+from glassformer.interop.convert import hf_pair
 from glassformer.interop.folder import write_hf_folder
-from glassformer.interop.gpt2 import gpt2_to_hf
-from glassformer.interop.llama import llama_exportable, llama_to_hf
 from glassformer.models.gpt import GPT
 from glassformer.tokenizers.hf_json import token_string, tokenizer_json
 from glassformer.tokenizers.pretrained_bpe import PretrainedBPE
-
-GPT2_SHAPED = {"pos_emb": "learned", "norm": "layernorm"}
 
 
 def with_zero_biases(model: GPT) -> GPT:
@@ -50,17 +49,25 @@ def with_zero_biases(model: GPT) -> GPT:
 
 
 def hf_model(model: GPT) -> tuple[dict, dict[str, torch.Tensor]]:
-    """The Hugging Face config and tensors of `model`: GPT-2 or Llama, by its shape."""
+    """The Hugging Face config and tensors of `model`, as the table entry its shape picks."""
     c = model.config
-    if all(getattr(c, k) == v for k, v in GPT2_SHAPED.items()):
-        return gpt2_to_hf(model if c.bias else with_zero_biases(model))
-    problem = llama_exportable(c)
-    if problem is None:
-        return llama_to_hf(model)
-    raise UserError(
-        f"this model is neither GPT-2-shaped (learned positions, LayerNorm) nor Llama-shaped: "
-        f"{problem}; only those two architectures export to Hugging Face"
-    )
+    arch = exports_as(c, "gpt")
+    if arch is None:
+        shapes, seen = [], set()
+        for a in ARCHITECTURES.values():
+            shape = (a.fixed["pos_emb"], a.fixed["norm"])
+            if a.family == "gpt" and shape not in seen:
+                seen.add(shape)
+                shapes.append(
+                    f"{a.title}-shaped (model.pos_emb={shape[0]!r}, model.norm={shape[1]!r})"
+                )
+        raise UserError(
+            f"this model is neither {' nor '.join(shapes)}: it has model.pos_emb={c.pos_emb!r}, "
+            f"model.norm={c.norm!r}; only those architectures export to Hugging Face"
+        )
+    if arch.fixed.get("bias") and not c.bias:
+        model = with_zero_biases(model)
+    return hf_pair(model, arch)
 
 
 def model_card(hf: dict, model: GPT, meta: dict, source: str) -> str:

@@ -1,9 +1,9 @@
 """Hugging Face checkpoint folders: `config.json` + `model.safetensors`, read and written.
 
 Hugging Face stores a model as a folder holding its config (a JSON object whose `model_type`
-names the architecture) and its weights as a flat `{name: tensor}` safetensors file. Each
-family's mapping (`gpt2.py`, `bert.py`, `marian.py`) renames and reshapes those tensors into
-ours and back; this file only moves bytes and reports what is wrong in one sentence.
+names the architecture) and its weights as a flat `{name: tensor}` safetensors file. The
+architecture table (`architectures.py`) says how those tensors become ours and back; this
+file only moves bytes and reports what is wrong in one sentence.
 """
 
 import json
@@ -16,6 +16,17 @@ from safetensors.torch import load_file, save_file
 from glassformer.core.files import atomic_write, atomic_write_text
 from glassformer.core.weights import stored_weights
 from glassformer.errors import UserError
+
+
+def is_hf_folder(path: Path) -> bool:
+    """True for a folder whose config.json names a Hugging Face `model_type`."""
+    config = Path(path) / "config.json"
+    if not config.is_file():  # also never opens a FIFO or a device named config.json
+        return False
+    try:
+        return "model_type" in json.loads(config.read_text("utf-8"))
+    except (OSError, ValueError, TypeError, RecursionError):
+        return False
 
 
 def read_hf_config(folder: str | Path) -> dict:
@@ -60,6 +71,19 @@ def write_hf_folder(folder: str | Path, config: dict, weights: dict[str, torch.T
         lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}),
     )
     atomic_write_text(folder / "config.json", json.dumps(config, indent=2) + "\n")
+
+
+def read_chat_template(folder: str | Path) -> str | None:
+    """The template of `chat_template.jinja`, or of `tokenizer_config.json`, or None."""
+    folder = Path(folder)
+    if (folder / "chat_template.jinja").is_file():
+        return (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    template = config.get("chat_template") if isinstance(config, dict) else None
+    return template if isinstance(template, str) else None
 
 
 def take(weights: dict[str, torch.Tensor], name: str, source: str | Path) -> torch.Tensor:

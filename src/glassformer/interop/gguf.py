@@ -1,29 +1,14 @@
-"""GGUF in: llama.cpp's one-file model format, read into our GPT in its Llama configuration.
+"""GGUF in: llama.cpp's one-file model format, read into our model by the architecture table.
 
 A GGUF file is a header, metadata (key -> value: sizes, the tokenizer's tokens and merges, the
 chat template) and tensors, most of them quantized in blocks (Q4_1: 32 weights share one fp16
-scale and minimum, 4 bits each). The `gguf` package reads it; we map it onto our parts:
+scale and minimum, 4 bits each). The `gguf` package reads it; the table (`architectures.py`)
+maps it onto our parts: `general.architecture` picks the entry, whose `gguf_config` reads the
+metadata under that prefix (`llama.block_count` layers, `llama.attention.head_count` heads,
+...) and whose rows name the tensors (`blk.{i}.attn_q.weight`, ...) and their transforms.
 
-    GGUF (llama.cpp)                       glassformer GPT (Llama configuration)
-    token_embd.weight        (V, C)        tok_emb.weight (lm_head.weight when tied)
-    blk.{i}.attn_norm.weight (C,)          blocks.{i}.ln_1.weight          RMSNorm
-    blk.{i}.attn_q / _k / _v (.., C)       blocks.{i}.attn.qkv.weight      [q; k; v] rows
-    blk.{i}.attn_output      (C, C)        blocks.{i}.attn.proj.weight
-    blk.{i}.ffn_norm.weight  (C,)          blocks.{i}.ln_2.weight          RMSNorm
-    blk.{i}.ffn_gate / _up   (H, C)        blocks.{i}.mlp.fc.weight        [gate; up] rows
-    blk.{i}.ffn_down         (C, H)        blocks.{i}.mlp.proj.weight      SwiGLU
-    output_norm.weight       (C,)          ln_f.weight
-    output.weight            (V, C)        lm_head.weight (absent: tied to the embedding)
-
-Metadata -> config: `llama.block_count` layers, `embedding_length` width, `attention.head_count`
-query heads and `head_count_kv` key/value heads (grouped-query attention),
-`feed_forward_length` the SwiGLU width, `attention.layer_norm_rms_epsilon`, `rope.freq_base`
-(θ); no biases anywhere.
-
-One trap: llama.cpp's converter permutes the rows of W_q and W_k. Within each head, Hugging Face
-(and our `Rotary`) pairs channel i with channel i + hs/2 ("rotate half"); llama.cpp pairs 2i
-with 2i + 1 (interleaved), so it stores each head's rows reordered as (0, hs/2, 1, hs/2 + 1, ...).
-`unpermute_rotary` puts them back, exactly as transformers' GGUF loader does.
+One trap: llama.cpp's converter permutes the rows of W_q and W_k (the Llama rows name the
+`LLAMA_CPP_ROTARY` transform; `unpermute_rotary` in transforms.py puts them back).
 
     >>> model, tokenizer = load_gguf("SmolLM2-135M-Instruct.Q4_1.gguf")   # doctest: +SKIP
 """
@@ -35,10 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, dequantize
+from torch import nn
 
 from glassformer.errors import UserError
-from glassformer.models.config import GPTConfig
-from glassformer.models.gpt import GPT
+from glassformer.interop.architectures import Architecture, by_gguf_arch, untied
+from glassformer.interop.folder import load_exact
+from glassformer.interop.mapping import our_config, our_state
+from glassformer.interop.transforms import unpermute_rotary as unpermute_rotary  # re-exported
+from glassformer.models.registry import FAMILIES
 from glassformer.tokenizers.pretrained_bpe import PretrainedBPE, pattern_for
 
 # the block formats we dequantize (through gguf's own code); any other is refused by name
@@ -124,72 +113,29 @@ def read_field(reader: GGUFReader, key: str, default=None):
     return field.contents()
 
 
-def llama_config(reader: GGUFReader, source: str | os.PathLike) -> GPTConfig:
-    """Our GPTConfig for a GGUF of architecture `llama` (refusing what we do not implement)."""
-    arch = read_field(reader, "general.architecture")
-    if arch != "llama":
+def gguf_config(reader: GGUFReader, source: str | os.PathLike) -> tuple[Architecture, object]:
+    """The table's entry for the file's `general.architecture`, and our config from its
+    metadata (refusing what we do not implement)."""
+    arch = by_gguf_arch(read_field(reader, "general.architecture"), source)
+    prefix = f"{arch.gguf_arch}."
+
+    def get(key: str):
+        return read_field(reader, prefix + key)
+
+    names = {t.name for t in reader.tensors}
+    heads = [r.gguf for r in arch.rows if r.when is untied and r.gguf]
+    extra = {"tie_weights": not any(name in names for name in heads)}
+    if get("vocab_size") is None:
+        extra["vocab_size"] = len(read_field(reader, "tokenizer.ggml.tokens", []))
+    try:
+        config = our_config(arch, get, source, "gguf", extra)
+    except KeyError as e:
         raise UserError(
-            f"{source} holds a {arch!r} model; glassformer reads GGUF files of the Llama "
-            "architecture (Llama, SmolLM2, TinyLlama, ...)."
-        )
-
-    def need(key: str):
-        value = read_field(reader, f"llama.{key}")
-        if value is None:
-            raise UserError(f"{source} lacks the metadata key llama.{key}; the file is incomplete.")
-        return value
-
-    n_embd, n_head = int(need("embedding_length")), int(need("attention.head_count"))
-    head_dim = n_embd // n_head
-    if (
-        int(read_field(reader, "llama.rope.dimension_count", head_dim)) != head_dim
-        or int(read_field(reader, "llama.attention.key_length", head_dim)) != head_dim
-    ):
-        raise UserError(
-            f"{source} rotates only part of each head or uses a head size other than "
-            "width / heads; glassformer implements full-head rotary only."
-        )
-    scaling = read_field(reader, "llama.rope.scaling.type", "none")
-    if scaling != "none" or any(t.name == "rope_freqs.weight" for t in reader.tensors):
-        raise UserError(
-            f"{source} uses rotary scaling ({scaling if scaling != 'none' else 'rope_freqs'}); "
-            "glassformer implements plain rotary positions only."
-        )
-    vocab = read_field(reader, "llama.vocab_size") or len(
-        read_field(reader, "tokenizer.ggml.tokens", [])
-    )
-    return GPTConfig(
-        vocab_size=int(vocab),
-        block_size=int(read_field(reader, "llama.context_length", 2048)),
-        n_layer=int(need("block_count")),
-        n_head=n_head,
-        n_kv_head=int(read_field(reader, "llama.attention.head_count_kv", n_head)),
-        n_embd=n_embd,
-        mlp_hidden=int(need("feed_forward_length")),
-        dropout=0.0,
-        bias=False,
-        pos_emb="rotary",
-        rope_theta=float(read_field(reader, "llama.rope.freq_base", 10000.0)),
-        norm="rmsnorm",
-        norm_position="pre",
-        norm_eps=float(need("attention.layer_norm_rms_epsilon")),
-        activation="swiglu",
-        tie_weights=not any(t.name == "output.weight" for t in reader.tensors),
-    )
-
-
-def unpermute_rotary(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """Undo llama.cpp's interleaving of each head's rows of W_q / W_k: (nh * hs, C) -> same.
-
-    llama.cpp wrote rows (0, hs/2, 1, hs/2 + 1, ...) of a head as (0, 1, 2, 3, ...): view each
-    head as (hs/2, 2) pairs and swap the two axes back to (2, hs/2).
-
-    >>> unpermute_rotary(torch.tensor([[0.], [2.], [1.], [3.]]), 1).flatten().tolist()
-    [0.0, 1.0, 2.0, 3.0]
-    """
-    rows, cols = w.shape
-    hs = rows // n_heads
-    return w.view(n_heads, hs // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
+            f"{source} lacks the metadata key {prefix}{e.args[0]}; the file is incomplete."
+        ) from None
+    if arch.gguf_check:
+        arch.gguf_check(get, names, config, source)
+    return arch, config
 
 
 def dequantized(reader: GGUFReader, source: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -209,38 +155,27 @@ def dequantized(reader: GGUFReader, source: str | os.PathLike) -> dict[str, torc
     return tensors
 
 
-def llama_state_dict(
-    tensors: dict[str, torch.Tensor], config: GPTConfig, source: str | os.PathLike
+def gguf_state(
+    arch: Architecture, tensors: dict[str, torch.Tensor], config, source: str | os.PathLike
 ) -> dict[str, torch.Tensor]:
-    """GGUF tensor names -> our parameter names (table at the top); Q/K rows unpermuted."""
-    try:
-        sd = {"tok_emb.weight": tensors.pop("token_embd.weight")}
-        sd["ln_f.weight"] = tensors.pop("output_norm.weight")
-        sd["lm_head.weight"] = tensors.pop("output.weight", sd["tok_emb.weight"])
-        for i in range(config.n_layer):
-            b = f"blk.{i}."
-            q = unpermute_rotary(tensors.pop(b + "attn_q.weight"), config.n_head)
-            k = unpermute_rotary(tensors.pop(b + "attn_k.weight"), config.kv_heads)
-            v = tensors.pop(b + "attn_v.weight")
-            ours = f"blocks.{i}."
-            sd[ours + "ln_1.weight"] = tensors.pop(b + "attn_norm.weight")
-            sd[ours + "attn.qkv.weight"] = torch.cat([q, k, v])  # (C + 2 * nkv * hs, C)
-            sd[ours + "attn.proj.weight"] = tensors.pop(b + "attn_output.weight")
-            sd[ours + "ln_2.weight"] = tensors.pop(b + "ffn_norm.weight")
-            gate, up = tensors.pop(b + "ffn_gate.weight"), tensors.pop(b + "ffn_up.weight")
-            sd[ours + "mlp.fc.weight"] = torch.cat([gate, up])  # (2 * H, C)
-            sd[ours + "mlp.proj.weight"] = tensors.pop(b + "ffn_down.weight")
-    except KeyError as e:
-        raise UserError(
-            f"{source} lacks the tensor {e.args[0]}, which a Llama model of "
-            f"{config.n_layer} layers needs; the file is incomplete."
-        ) from None
+    """GGUF tensor names -> our parameter names, as the entry's rows say; none left over."""
+
+    def take(name: str) -> torch.Tensor:
+        if name not in tensors:
+            raise UserError(
+                f"{source} lacks the tensor {name}, which a {arch.title} model of "
+                f"{config.n_layer} layers needs; the file is incomplete."
+            )
+        return tensors.pop(name)
+
+    state = our_state(arch, config, "gguf", take, lambda name: tensors.pop(name, None))
     if tensors:
         raise UserError(
-            f"{source} holds tensors a Llama model does not use "
-            f"({', '.join(sorted(tensors)[:3])}); it is not a plain Llama-architecture file."
+            f"{source} holds tensors a {arch.title} model does not use "
+            f"({', '.join(sorted(tensors)[:3])}); it is not a plain "
+            f"{arch.title}-architecture file."
         )
-    return sd
+    return state
 
 
 def gguf_tokenizer(reader: GGUFReader, source: str | os.PathLike) -> PretrainedBPE:
@@ -267,17 +202,17 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> PretrainedBPE:
     return gguf_tokenizer(open_gguf(path), path)
 
 
-def load_gguf(path: str | os.PathLike) -> tuple[GPT, PretrainedBPE]:
-    """(model in fp32 eval mode, tokenizer with the file's chat template) from a Llama GGUF."""
+def load_gguf(path: str | os.PathLike) -> tuple[nn.Module, PretrainedBPE]:
+    """(model in fp32 eval mode, tokenizer with the file's chat template) from a GGUF file."""
     reader = open_gguf(path)
-    config = llama_config(reader, path)
+    arch, config = gguf_config(reader, path)
     tokenizer = gguf_tokenizer(reader, path)
     if tokenizer.vocab_size != config.vocab_size:
         raise UserError(
             f"{path}: the tokenizer has {tokenizer.vocab_size} tokens but the model "
             f"{config.vocab_size}; the file is inconsistent."
         )
-    state = llama_state_dict(dequantized(reader, path), config, path)
-    model = GPT(config)
-    model.load_state_dict(state)  # strict: every parameter named, every shape checked
+    state = gguf_state(arch, dequantized(reader, path), config, path)
+    model = FAMILIES[arch.family].model_class(config)
+    load_exact(model, state, path)  # every parameter named, every shape checked
     return model.eval(), tokenizer
