@@ -50,7 +50,7 @@ def model(tok) -> GPT:
 def server(model, tok):
     app = create_app(model, tok, "tiny", max_batch=8, max_tokens_cap=200)
     with BackgroundServer(app) as url:
-        yield url, app.state.glassformer.engine
+        yield url, app.state.glassformer.worker
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """Continuous batching is exact: a request decoded beside others gives what it gives alone.
 
-The engine (serve/engine.py) runs one forward per step for every running request; rows join
-at their prefill and leave at their stop (serve/slots.py). These tests drive the engine
-directly with tiny random models (fast) and check the rows' bookkeeping by a forward hook.
+The worker (serve/worker.py) drives generate's engine: one forward per step for every running
+request; rows join at their prefill and leave at their stop (generate/slots.py). These tests
+drive the worker directly with tiny random models (fast) and check the rows' bookkeeping by a
+forward hook.
 """
 
 import threading
@@ -13,8 +14,8 @@ import torch
 import glassformer
 from glassformer import GPT, GPTConfig
 from glassformer.generate.session import text_options
-from glassformer.serve.engine import Engine, Finish, Request, Token
-from glassformer.serve.slots import SlotCache
+from glassformer.serve.worker import Finish, Request, Token, Worker
+from glassformer.generate.slots import SlotCache
 from glassformer.tokenizers import CharTokenizer
 
 TOK = CharTokenizer("".join(chr(ord("A") + i) for i in range(58)))
@@ -37,7 +38,7 @@ def _model(pos_emb="learned", block=64, n_kv_head=0, seed=0) -> GPT:
 class Collector:
     """Submit requests to an engine and wait for their texts and finish reasons."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Worker):
         self.engine = engine
         self.results: dict[int, tuple[str, str, int]] = {}
         self.done = threading.Semaphore(0)
@@ -75,7 +76,7 @@ PROMPTS = [
 
 
 def _alone(model, prompts, **options) -> list[tuple[str, str, int]]:
-    engine = Engine(model, TOK, max_batch=8)
+    engine = Worker(model, TOK, max_batch=8)
     try:
         out = []
         for p in prompts:
@@ -94,7 +95,7 @@ def test_eight_concurrent_greedy_requests_equal_each_alone(pos_emb, n_kv_head):
     batches = []
     handle = model.register_forward_hook(lambda m, args, out: batches.append(args[0].shape))
     alone = _alone(model, PROMPTS, max_new_tokens=30)
-    engine = Engine(model, TOK, max_batch=8)
+    engine = Worker(model, TOK, max_batch=8)
     try:
         c = Collector(engine)
         for i, p in enumerate(PROMPTS):
@@ -129,7 +130,7 @@ def test_rows_join_and_leave_mid_flight_without_changing_anyone():
     ]
     lengths = [5, 25, 12, 3, 20, 30, 1, 9, 17]
     alone = [_alone(model, [p], max_new_tokens=n)[0] for p, n in zip(prompts, lengths, strict=True)]
-    engine = Engine(model, TOK, max_batch=3)
+    engine = Worker(model, TOK, max_batch=3)
     try:
         c = Collector(engine)
         for i, (p, n) in enumerate(zip(prompts, lengths, strict=True)):
@@ -144,7 +145,7 @@ def test_sampling_with_a_seed_is_the_same_alone_and_batched():
     model = _model("rotary")
     opts = dict(temperature=0.9, top_p=0.95, max_new_tokens=20)
     alone = [_alone(model, [p], seed=7 + i, **opts)[0] for i, p in enumerate(PROMPTS[:5])]
-    engine = Engine(model, TOK, max_batch=8)
+    engine = Worker(model, TOK, max_batch=8)
     try:
         c = Collector(engine)
         for i, p in enumerate(PROMPTS[:5]):
@@ -173,7 +174,7 @@ def test_stop_id_stop_string_and_context_end():
 
 def test_beam_and_contrastive_run_beside_the_batch_and_match_generate():
     model = _model("learned")
-    engine = Engine(model, TOK, max_batch=4)
+    engine = Worker(model, TOK, max_batch=4)
     try:
         c = Collector(engine)
         c.submit(0, "HELLO", strategy="beam", num_beams=3, max_new_tokens=12)
@@ -193,7 +194,7 @@ def test_beam_and_contrastive_run_beside_the_batch_and_match_generate():
 
 def test_a_cancelled_request_frees_its_row_at_once():
     model = _model("learned", block=256)
-    engine = Engine(model, TOK, max_batch=1)
+    engine = Worker(model, TOK, max_batch=1)
     try:
         c = Collector(engine)
         first = threading.Event()
@@ -214,7 +215,7 @@ def test_a_cancelled_request_frees_its_row_at_once():
         engine.close()
     assert c.results[0][1] == "cancelled" and c.results[0][2] < 250
     assert c.results[1][1] == "length" and c.results[1][2] == 3
-    assert engine.slots.running == 0
+    assert engine.engine.ctx.cache.running == 0
 
 
 def test_slot_cache_keeps_rows_right_aligned_and_grows():
@@ -230,3 +231,29 @@ def test_slot_cache_keeps_rows_right_aligned_and_grows():
     assert slots.lengths() == [3, 2] and slots.size == 3
     assert slots.k[0, 1, 0, 1:3, 0].tolist() == [3, 3]
     assert slots.key_valid[:, :3].tolist() == [[True, True, True], [False, True, True]]
+
+
+def test_prompts_that_arrive_together_are_prefilled_together():
+    """Requests waiting when the worker takes them in start with one batched forward (their
+    prompts left-padded together), and still give what each gives alone."""
+    model = _model("rotary")
+    prompts = ["AB", "CDEFGH", "K", "LMNOPQRSTU"]
+    alone = _alone(model, prompts, max_new_tokens=6)
+    shapes = []
+    handle = model.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape)))
+    worker = Worker(model, TOK, max_batch=8)
+    try:
+        gate = threading.Event()
+        busy = worker.call(gate.wait)  # the worker waits here while all four arrive
+        c = Collector(worker)
+        for i, p in enumerate(prompts):
+            c.submit(i, p, max_new_tokens=6)
+        gate.set()
+        busy.result(timeout=60)
+        c.wait(len(prompts))
+    finally:
+        worker.close()
+        handle.remove()
+    assert [c.results[i] for i in range(len(prompts))] == alone
+    assert shapes[0] == (4, 10)  # one prefill: four prompts padded to the longest
+    assert shapes[1:] == [(4, 1)] * 5  # then one decode step for all four rows per token

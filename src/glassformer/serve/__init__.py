@@ -1,8 +1,8 @@
 """`glassformer serve`: an OpenAI-compatible HTTP API and a live explorer, for any model.
 
-    slots.py        SlotCache: the batch KV cache, rows aligned on the right, joining/leaving
-    engine.py       Engine: the thread that owns the model; continuous batching, one forward
-                    per step for every running request
+    worker.py       Worker: the thread that owns the model and drives generate's engine for
+                    every request (continuous batching: one forward per step for all; prompts
+                    that arrive together prefilled together); text pieces and stop strings
     params.py       the request body (size cap, UTF-8, JSON) and typed parameters
     chat.py         messages -> prompt: the model's chat template, or a plain transcript
     choices.py      the n choices of a request, their events, OpenAI's logprob shapes

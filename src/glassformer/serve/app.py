@@ -3,9 +3,9 @@
     app = create_app(model, tokenizer, name="default", max_batch=8)
     uvicorn.run(app, host="127.0.0.1", port=8000)        # or BackgroundServer (server.py)
 
-It starts the engine thread (engine.py) and mounts the OpenAI endpoints (openai_api.py) and
-the explorer (explorer.py). Errors of every kind leave in OpenAI's JSON shape (errors.py).
-FastAPI's own /docs pages are off: they load their scripts from a CDN.
+It starts the worker thread (worker.py, which drives generate's engine) and mounts the OpenAI
+endpoints (openai_api.py) and the explorer (explorer.py). Errors of every kind leave in OpenAI's
+JSON shape (errors.py). FastAPI's own /docs pages are off: they load their scripts from a CDN.
 """
 
 from contextlib import asynccontextmanager
@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from glassformer.serve import explorer, openai_api
-from glassformer.serve.engine import Engine
 from glassformer.serve.errors import HANDLERS
 from glassformer.serve.state import ServerState
+from glassformer.serve.worker import Worker
 
 
 def create_app(
@@ -28,13 +28,13 @@ def create_app(
     max_body: int = 2 * 2**20,
 ) -> FastAPI:
     """The app serving `model` under the id `name`; see `glassformer serve --help`."""
-    engine = Engine(model, tokenizer, max_batch)
-    state = ServerState(engine, tokenizer, name, api_key, max_tokens_cap, max_body)
+    worker = Worker(model, tokenizer, max_batch)
+    state = ServerState(worker, tokenizer, name, api_key, max_tokens_cap, max_body)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        engine.close()
+        worker.close()
 
     app = FastAPI(
         title="glassformer", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None

@@ -16,7 +16,7 @@ Its reply also stops before a new line that starts another turn (`FALLBACK_STOP`
 model does not write the user's next line for them.
 """
 
-from glassformer.generate.session import encode_prompt
+from glassformer.generate import encode_prompt
 from glassformer.serve.errors import APIError
 from glassformer.tokenizers.chat_template import render_chat
 from glassformer.tokenizers.pretrained_bpe import PretrainedBPE

@@ -1,10 +1,10 @@
-"""The choices of one HTTP request: submitted to the engine together, collected as they come.
+"""The choices of one HTTP request: submitted to the worker together, collected as they come.
 
-A request with `n` choices (or several prompts) becomes that many engine `Request`s. Their
-events arrive on the engine thread and reach the event loop through its `Mailbox`: one wake-up
+A request with `n` choices (or several prompts) becomes that many worker `Request`s. Their
+events arrive on the worker thread and reach the event loop through its `Mailbox`: one wake-up
 of the loop carries every event posted since the last one (for all requests), instead of one
 wake-up per token. `Choices.next()` then returns every event waiting, so a client that reads
-slower than the engine writes gets several tokens per chunk instead of a growing backlog.
+slower than the worker writes gets several tokens per chunk instead of a growing backlog.
 
 Each `Choice` keeps what the response needs: the text, the finish reason, the token count and
 (when asked) the log-probabilities, in both of OpenAI's shapes:
@@ -18,9 +18,9 @@ import asyncio
 import threading
 from functools import partial
 
-from glassformer.serve.engine import Engine, Finish, Request, Token
+from glassformer.serve.worker import Finish, Request, Token, Worker
 
-FINISH_REASONS = {"stop": "stop", "length": "length"}  # engine -> OpenAI
+FINISH_REASONS = {"stop": "stop", "length": "length"}  # worker -> OpenAI
 
 
 def token_bytes(tokenizer, token_id: int) -> bytes:
@@ -90,7 +90,7 @@ def chat_logprobs(tokenizer, items) -> dict:
 
 
 class Mailbox:
-    """Items posted on the engine thread for asyncio queues; `flush` (an engine listener, after
+    """Items posted on the worker thread for asyncio queues; `flush` (a worker listener, after
     each phase of a step) delivers everything posted so far with one wake-up of the loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
@@ -118,10 +118,10 @@ class Mailbox:
 
 
 class Choices:
-    """Engine requests of one HTTP request, their events in one asyncio queue."""
+    """Worker requests of one HTTP request, their events in one asyncio queue."""
 
-    def __init__(self, engine: Engine, mailbox: Mailbox, requests: list[Request]):
-        self.engine, self.mailbox = engine, mailbox
+    def __init__(self, worker: Worker, mailbox: Mailbox, requests: list[Request]):
+        self.worker, self.mailbox = worker, mailbox
         self.queue: asyncio.Queue = asyncio.Queue()
         self.requests = requests
         for i, req in enumerate(requests):
@@ -129,18 +129,18 @@ class Choices:
         self.choices = [Choice(i) for i in range(len(requests))]
         self.open = len(requests)
 
-    def _emit(self, i: int, event: Token | Finish) -> None:  # on the engine thread
+    def _emit(self, i: int, event: Token | Finish) -> None:  # on the worker thread
         self.mailbox.post(self.queue, (i, event))
 
     def start(self) -> None:
         for req in self.requests:
-            self.engine.submit(req)
+            self.worker.submit(req)
 
     def cancel(self) -> None:
-        """Free the engine rows of every choice still running (a client went away)."""
+        """Free the rows of every choice still running (a client went away)."""
         for req, choice in zip(self.requests, self.choices, strict=True):
             if choice.finish is None:
-                self.engine.cancel(req)
+                self.worker.cancel(req)
 
     async def next(self) -> list[tuple[int, Token | Finish]]:
         """Every event waiting (at least one); each is also added to its Choice."""

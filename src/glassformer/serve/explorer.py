@@ -16,7 +16,7 @@
     curl -s localhost:8000/v1/inspect -d '{"view": "attention", "text": "ROMEO:", "layer": 2,
          "head": 1}'
 
-A view runs on the engine thread between two decode steps (it hooks the model, so it must not
+A view runs on the worker thread between two decode steps (it hooks the model, so it must not
 overlap a batch). The text may be at most `INSPECT_TOKENS` tokens (the attention map is
 T x T numbers).
 """
@@ -29,7 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from glassformer.errors import UserError
-from glassformer.generate.strategies import STRATEGIES
+from glassformer.generate import STRATEGIES
 from glassformer.inspect.attention import attention_view
 from glassformer.inspect.logit_lens import logit_lens_view
 from glassformer.inspect.next_token import next_token_view
@@ -98,7 +98,7 @@ def router(state: ServerState) -> APIRouter:
             raise APIError(400, "text must be a non-empty string", param="text")
         job = _job(state, p, view, text)
         try:
-            return await asyncio.wrap_future(state.engine.call(job))
+            return await asyncio.wrap_future(state.worker.call(job))
         except UserError as e:
             raise APIError(400, str(e), param="text") from None
 

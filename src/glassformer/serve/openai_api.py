@@ -42,14 +42,14 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from glassformer.errors import UserError
-from glassformer.generate.session import encode_prompt
+from glassformer.generate import encode_prompt
 from glassformer.serve.chat import chat_prompt, message_texts
 from glassformer.serve.choices import Choices, chat_logprobs, completion_logprobs
-from glassformer.serve.engine import Finish
-from glassformer.serve.engine import Request as EngineRequest
 from glassformer.serve.errors import APIError
 from glassformer.serve.params import Params, read_json, sampling_options
 from glassformer.serve.state import ServerState
+from glassformer.serve.worker import Finish
+from glassformer.serve.worker import Request as WorkerRequest
 
 MAX_CHOICES = 64  # prompts x n in one request
 MAX_LOGPROBS = 20
@@ -166,7 +166,7 @@ async def _generate(request, state, p, prompts, extra_stop, top, chat: bool, max
         for j in range(n):
             seed = None if opts.seed is None else opts.seed + j
             requests.append(
-                EngineRequest(
+                WorkerRequest(
                     ids=ids,
                     opts=replace(opts, seed=seed),
                     emit=lambda event: None,  # set by Choices
@@ -174,7 +174,7 @@ async def _generate(request, state, p, prompts, extra_stop, top, chat: bool, max
                     top_logprobs=top,
                 )
             )
-    choices = Choices(state.engine, state.mailbox(), requests)
+    choices = Choices(state.worker, state.mailbox(), requests)
     prompt_tokens = sum(len(ids) for ids in prompts)
     head = {
         "id": ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex,

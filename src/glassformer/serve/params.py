@@ -18,9 +18,7 @@ from dataclasses import fields
 
 from fastapi import Request
 
-from glassformer.generate.option_error import OptionError
-from glassformer.generate.options import DEFAULTS, GenerationOptions
-from glassformer.generate.session import text_options
+from glassformer.generate import DEFAULTS, GenerationOptions, OptionError, text_options
 from glassformer.serve.errors import APIError
 
 # a body over the limit is read (and thrown away) up to this size before the 413, so that a

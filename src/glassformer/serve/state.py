@@ -1,4 +1,4 @@
-"""`ServerState`: what every endpoint reads: the engine, the tokenizer, the limits, the key."""
+"""`ServerState`: what every endpoint reads: the worker, the tokenizer, the limits, the key."""
 
 import asyncio
 import hmac
@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 
 from fastapi import Depends, Request
 
-from glassformer.generate.strategies import STRATEGIES
+from glassformer.generate import STRATEGIES
 from glassformer.serve.choices import Mailbox
-from glassformer.serve.engine import Engine
 from glassformer.serve.errors import APIError
+from glassformer.serve.worker import Worker
 
 
 @dataclass
 class ServerState:
-    engine: Engine
+    worker: Worker
     tokenizer: object
     name: str  # the model's id in /v1/models; requests naming another model get a 404
     api_key: str | None = None
@@ -25,18 +25,18 @@ class ServerState:
     _mailbox: Mailbox | None = None
 
     def mailbox(self) -> Mailbox:
-        """The running event loop's mailbox for events from the engine thread."""
+        """The running event loop's mailbox for events from the worker thread."""
         loop = asyncio.get_running_loop()
         if self._mailbox is None or self._mailbox.loop is not loop:
             if self._mailbox is not None:
-                self.engine.listeners.remove(self._mailbox.flush)
+                self.worker.listeners.remove(self._mailbox.flush)
             self._mailbox = Mailbox(loop)
-            self.engine.listeners.append(self._mailbox.flush)
+            self.worker.listeners.append(self._mailbox.flush)
         return self._mailbox
 
     @property
     def model(self):
-        return self.engine.model
+        return self.worker.model
 
     @property
     def auth(self):
