@@ -64,3 +64,21 @@ def test_unknown_architectures_name_the_supported_ones():
     with pytest.raises(UserError, match=r"holds a 'qwen2' model; .* architectures llama\.$"):
         by_gguf_arch("qwen2", "x.gguf")
     assert all(a.family in FAMILIES for a in ARCHITECTURES.values())
+
+
+def test_mistral_is_the_llama_entry_under_another_name(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.MistralConfig(
+        vocab_size=40, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, sliding_window=None,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    ref = transformers.MistralForCausalLM(config).eval()
+    ref.save_pretrained(tmp_path)
+    ids = torch.randint(0, 40, (2, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(from_hf(tmp_path)(ids)[0], ref(ids).logits)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(saved | {"sliding_window": 4}))
+    with pytest.raises(UserError, match="Mistral setting sliding_window=4 is not supported"):
+        from_hf(tmp_path)

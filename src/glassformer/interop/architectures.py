@@ -21,7 +21,7 @@ found from its tensors). The loaders (`convert.py` for folders, `gguf.py`), the 
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from glassformer.errors import UserError
 from glassformer.interop.bert import bert_export, bert_heads
@@ -224,6 +224,16 @@ LLAMA = Architecture(
     ),
 )
 
+# Mistral without a sliding window is Llama under another name (llama.cpp writes it as llama)
+MISTRAL = replace(
+    LLAMA,
+    name="mistral",
+    title="Mistral",
+    hf_class="MistralForCausalLM",
+    refuse=LLAMA.refuse | {"sliding_window": None},
+    gguf_arch=None,
+)
+
 _ENC = "encoder.layer.{i}."
 BERT = Architecture(
     name="bert",
@@ -359,7 +369,7 @@ MARIAN = Architecture(
 )
 
 # the order is the order of preference on export: the first whose shape fits is written
-ARCHITECTURES = {a.name: a for a in (GPT2, LLAMA, BERT, MARIAN)}
+ARCHITECTURES = {a.name: a for a in (GPT2, LLAMA, BERT, MARIAN, MISTRAL)}
 
 
 def by_hf_type(model_type, source) -> Architecture:
