@@ -6,6 +6,7 @@
     params.py       the request body (size cap, UTF-8, JSON) and typed parameters
     chat.py         messages -> prompt: the model's chat template, or a plain transcript
     choices.py      the n choices of a request, their events, OpenAI's logprob shapes
+    shapes.py       a completion vs a chat completion: how each writes its JSON
     openai_api.py   /v1/models, /v1/completions, /v1/chat/completions (JSON and SSE)
     explorer.py     / (the page in assets/) and /v1/inspect (tokens, next token, attention,
                     logit lens)

@@ -44,9 +44,10 @@ from sse_starlette import EventSourceResponse
 from glassformer.errors import UserError
 from glassformer.generate import encode_prompt
 from glassformer.serve.chat import chat_prompt, message_texts
-from glassformer.serve.choices import Choices, chat_logprobs, completion_logprobs
+from glassformer.serve.choices import Choices
 from glassformer.serve.errors import APIError
 from glassformer.serve.params import Params, read_json, sampling_options
+from glassformer.serve.shapes import CHAT, COMPLETION, Completion
 from glassformer.serve.state import ServerState
 from glassformer.serve.worker import Finish
 from glassformer.serve.worker import Request as WorkerRequest
@@ -75,7 +76,7 @@ def router(state: ServerState) -> APIRouter:
         state.check_model(p.text("model"))
         prompts = _prompts(p, state)
         top = p.integer("logprobs", None, 0, MAX_LOGPROBS)
-        return await _generate(request, state, p, prompts, [], top, chat=False, max_tokens=16)
+        return await _generate(request, state, p, prompts, [], top, COMPLETION, max_tokens=16)
 
     @r.post("/v1/chat/completions")
     async def chat_completions(request: Request):
@@ -95,7 +96,7 @@ def router(state: ServerState) -> APIRouter:
         if p.has("max_completion_tokens") and not p.has("max_tokens"):
             p.body["max_tokens"] = p.body["max_completion_tokens"]
         return await _generate(
-            request, state, p, [ids], stop, top, chat=True, max_tokens=state.max_tokens_cap
+            request, state, p, [ids], stop, top, CHAT, max_tokens=state.max_tokens_cap
         )
 
     return r
@@ -144,7 +145,7 @@ def _prompts(p: Params, state: ServerState) -> list[list[int]]:
     return prompts
 
 
-async def _generate(request, state, p, prompts, extra_stop, top, chat: bool, max_tokens: int):
+async def _generate(request, state, p, prompts, extra_stop, top, shape: Completion, max_tokens):
     """Submit every choice of every prompt; the JSON response or the event stream."""
     n = p.integer("n", 1, 1, MAX_CHOICES)
     if n * len(prompts) > MAX_CHOICES:
@@ -177,14 +178,14 @@ async def _generate(request, state, p, prompts, extra_stop, top, chat: bool, max
     choices = Choices(state.worker, state.mailbox(), requests)
     prompt_tokens = sum(len(ids) for ids in prompts)
     head = {
-        "id": ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex,
-        "object": "chat.completion" if chat else "text_completion",
+        "id": shape.id_prefix + uuid.uuid4().hex,
+        "object": shape.object,
         "created": int(time.time()),
         "model": state.name,
     }
     choices.start()
     if stream:
-        events = _stream(state, choices, head, chat, include_usage, prompt_tokens)
+        events = _stream(state, choices, head, shape, include_usage, prompt_tokens)
         return EventSourceResponse(
             events, sep="\n", ping=15, client_close_handler_callable=_closer(choices)
         )
@@ -204,16 +205,9 @@ async def _generate(request, state, p, prompts, extra_stop, top, chat: bool, max
         raise APIError(500, f"the model failed on this request ({error})")
     out = []
     for c in choices.choices:
-        choice = {"index": c.index, "finish_reason": c.finish_reason, "logprobs": None}
-        if chat:
-            choice["message"] = {"role": "assistant", "content": c.text}
-            if top is not None:
-                choice["logprobs"] = chat_logprobs(state.tokenizer, c.logprobs)
-        else:
-            choice["text"] = c.text
-            if top is not None:
-                choice["logprobs"] = completion_logprobs(state.tokenizer, c.logprobs)
-        out.append(choice)
+        lp = None if top is None else shape.logprobs(state.tokenizer, c.logprobs)
+        body = shape.body(c.text)
+        out.append({"index": c.index, **body, "logprobs": lp, "finish_reason": c.finish_reason})
     return JSONResponse(head | {"choices": out, "usage": choices.usage(prompt_tokens)})
 
 
@@ -231,48 +225,26 @@ def _event(data: dict | str) -> bytes:
 
 
 async def _stream(
-    state, choices: Choices, head: dict, chat: bool, include_usage: bool, prompt_tokens: int
+    state, choices: Choices, head: dict, shape: Completion, include_usage: bool, prompt_tokens: int
 ):
     """The SSE events: chunks of new text per choice, finish chunks, usage, [DONE].
 
     Whatever arrived since the last send goes out as one write: per choice one chunk of its
     new text (and log-probabilities), then the chunks of the choices that finished.
     """
-    head = head | {"object": "chat.completion.chunk" if chat else "text_completion"}
+    head = head | {"object": shape.chunk_object}
     prefix = json.dumps(head)[:-1] + ', "choices": ['  # the part every chunk repeats
     offsets = [0] * len(choices.choices)
 
     def chunk(index: int, text: str | None, items, finish: str | None) -> bytes:
-        lp = None
-        if items and chat:
-            lp = chat_logprobs(state.tokenizer, items)
-        elif items:
-            lp = completion_logprobs(state.tokenizer, items, offsets[index])
-        if chat:
-            delta = {} if text is None else {"content": text}
-            body = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}
-        else:
-            body = {"index": index, "text": text or "", "logprobs": lp, "finish_reason": finish}
+        lp = shape.logprobs(state.tokenizer, items, offsets[index]) if items else None
+        body = {"index": index, **shape.piece(text), "logprobs": lp, "finish_reason": finish}
         return _event(prefix + json.dumps(body, ensure_ascii=False) + "]}")
 
     try:
-        if chat:
-            yield b"".join(
-                _event(
-                    head
-                    | {
-                        "choices": [
-                            {
-                                "index": c.index,
-                                "delta": {"role": "assistant", "content": ""},
-                                "logprobs": None,
-                                "finish_reason": None,
-                            }
-                        ]
-                    }
-                )
-                for c in choices.choices
-            )
+        openings = [shape.opening(c.index) for c in choices.choices]
+        if any(openings):
+            yield b"".join(_event(head | {"choices": [o]}) for o in openings)
         while choices.open:
             texts: dict[int, list[str]] = {}
             items: dict[int, list] = {}
