@@ -14,6 +14,7 @@ import pytest
 
 from glassformer import checkpoint
 from glassformer.cli import main
+from glassformer.generate.seq2seq import translate_tokens
 from glassformer.tasks.dates import encode_batch
 from glassformer.tokenizers.symbols import EOS
 
@@ -40,7 +41,7 @@ def test_generate_translates_with_a_seq2seq_folder(folders, capsys):
     assert code == 0, err
     model, vocab = checkpoint.load(folders / "dates", family="seq2seq")
     src, mask, _, _ = encode_batch([("March 3, 2021", "2021-03-03")], vocab)
-    ids = model.greedy(src, mask)[0].tolist()
+    ids = translate_tokens(model, src, mask)[0].tolist()
     assert out == vocab.decode(ids[: ids.index(EOS)] if EOS in ids else ids) + "\n"
 
 

@@ -8,6 +8,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from glassformer.errors import UserError  # noqa: E402
+from glassformer.generate.seq2seq import translate_tokens  # noqa: E402
 from glassformer.interop import from_hf, to_hf  # noqa: E402
 from glassformer.models.seq2seq import Seq2Seq, Seq2SeqConfig  # noqa: E402
 
@@ -165,8 +166,51 @@ def test_greedy_stops_at_eos():
     model = Seq2Seq(cfg).eval()
     with torch.no_grad():
         model.lm_head.bias[cfg.eos_id] = 100.0  # EOS always wins
-    out = model.greedy(torch.tensor([[5, 6, 7], [8, 9, 0]]), torch.tensor([[1, 1, 1], [1, 1, 0]]))
+    src, mask = torch.tensor([[5, 6, 7], [8, 9, 0]]), torch.tensor([[1, 1, 1], [1, 1, 0]])
+    out = translate_tokens(model, src, mask)
     assert out.tolist() == [[cfg.eos_id], [cfg.eos_id]]
+
+
+@torch.no_grad()
+def _greedy_by_hand(model, src, mask, max_len):
+    """The plain greedy loop: the whole decoder over the target so far, every step."""
+    memory = model.encode(src, mask)
+    out = torch.full((src.size(0), 1), model.config.bos_id)
+    done = torch.zeros(src.size(0), dtype=torch.bool)
+    for _ in range(max_len):
+        nxt = model.decode(out, memory, mask)[:, -1].argmax(-1)  # (B,)
+        nxt = nxt.masked_fill(done, model.config.pad_id)
+        out = torch.cat((out, nxt[:, None]), dim=1)
+        done |= nxt == model.config.eos_id
+        if done.all():
+            break
+    return out[:, 1:]
+
+
+@pytest.mark.parametrize("cross_attention", ["full", "mean"])
+def test_translation_by_the_engine_equals_the_plain_greedy_loop(cross_attention):
+    """The engine decodes with a KV cache, a batch whose rows leave at [EOS], the memory
+    following each row: the same ids as recomputing the whole decoder each step."""
+    torch.manual_seed(0)
+    cfg = Seq2SeqConfig(
+        vocab_size=14, block_size=16, n_layer=2, n_dec_layer=2, n_head=2, n_embd=16,
+        cross_attention=cross_attention,
+    )  # fmt: skip
+    model = Seq2Seq(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(std=0.4)
+    gen = torch.Generator().manual_seed(1)
+    src = torch.randint(3, 14, (6, 7), generator=gen)
+    mask = torch.ones_like(src)
+    mask[1, 5:], mask[4, 3:] = 0, 0  # two shorter sources
+    free = _greedy_by_hand(model, src, mask, 12)
+    model.config.eos_id = int(free[0, 3])  # a token some rows write (and then stop at)
+    want = _greedy_by_hand(model, src, mask, 12)
+    stopped = (want == model.config.eos_id).any(dim=1)
+    assert stopped.any() and not stopped.all(), "rows should stop at different steps"
+    assert torch.equal(translate_tokens(model, src, mask, max_len=12), want)
 
 
 def test_marian_export_refuses_interleaved_positions(tmp_path):

@@ -118,9 +118,11 @@ def generation_options(args: argparse.Namespace) -> dict:
 
 
 def translate(model, tokenizer, text: str, max_new_tokens: int) -> str:
-    """An encoder-decoder's greedy output for `text` (`Seq2Seq.greedy`, as the dates task
+    """An encoder-decoder's greedy output for `text` (generate/seq2seq.py, as the dates task
     measures it): "March 3, 2021" -> "2021-03-03"."""
     import torch
+
+    from glassformer.generate.seq2seq import translate_tokens
 
     if not text:
         raise UserError("the prompt is empty; pass --prompt with the text to translate")
@@ -132,7 +134,7 @@ def translate(model, tokenizer, text: str, max_new_tokens: int) -> str:
             "pass a shorter --prompt"
         )
     src = torch.tensor([ids], device=next(model.parameters()).device)  # (1, S)
-    out = model.greedy(src, max_len=min(max_new_tokens, block - 1))[0].tolist()
+    out = translate_tokens(model, src, max_len=min(max_new_tokens, block - 1))[0].tolist()
     eos = model.config.eos_id
     return tokenizer.decode(out[: out.index(eos)] if eos in out else out)
 

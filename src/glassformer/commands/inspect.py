@@ -190,6 +190,7 @@ def _attention(args: argparse.Namespace, text: str) -> dict:
     cross-attention: the model's own greedy output for `text` reading the source)."""
     from glassformer.checkpoint import load
     from glassformer.core.device import pick_device
+    from glassformer.generate.seq2seq import translate_tokens
     from glassformer.inspect import attention
     from glassformer.inspect.text import encode_prompt, token_labels
     from glassformer.models.registry import family_of
@@ -216,7 +217,7 @@ def _attention(args: argparse.Namespace, text: str) -> dict:
         raise UserError("--layer and --head apply to a GPT or an encoder; drop them for seq2seq")
     src = encode_prompt(tokenizer, text, model.config.block_size)
     device = next(model.parameters()).device
-    out = model.greedy(torch.tensor([src], device=device))[0].tolist()  # (T,) after [BOS]
+    out = translate_tokens(model, torch.tensor([src], device=device))[0].tolist()  # after [BOS]
     eos = model.config.eos_id
     out = out[: out.index(eos)] if eos in out else out
     tgt_labels = ["[BOS]", *token_labels(tokenizer, out)]

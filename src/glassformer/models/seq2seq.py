@@ -11,7 +11,8 @@ decoder is a GPT whose every block also looks at the source through cross-attent
 same `Block` with its cross-attention sublayer, nn/block.py), so
 `target[t]` is predicted from `target[:t]` and the whole source. Training feeds the target
 shifted right by one (teacher forcing: `[BOS] y1 y2` -> `y1 y2 y3`); generation starts from
-`[BOS]` and appends the most likely token until `[EOS]` (greedy decoding).
+`[BOS]` and appends the most likely token until `[EOS]` (greedy decoding: generate/seq2seq.py
+drives `decoder_lm()`, the decoder with a KV cache, through the generation engine).
 
 `cross_attention` says what the decoder sees of the source (`experiment cross-attention`
 measures each): `full`, every encoder position (the transformer); `mean`, one vector, the
@@ -44,6 +45,7 @@ from glassformer.nn.config import TransformerConfig
 from glassformer.nn.embedding import TokenEmbedding
 from glassformer.nn.hooks import HookPoint, name_hook_points
 from glassformer.nn.init import init_normal
+from glassformer.nn.kv_cache import KVCache
 from glassformer.nn.norm import make_norm
 from glassformer.nn.positions import POSITIONS, SEQUENCE_POSITIONS
 
@@ -141,11 +143,16 @@ class Seq2Seq(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def _embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        T = ids.size(1)
-        if T > self.config.block_size and self.positions.max_length:
-            raise ValueError(f"sequence of {T} tokens is longer than {self.config.block_size}")
-        pos = torch.arange(T, device=ids.device)  # (T,)
+    def _embed(
+        self, ids: torch.Tensor, pos: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids (B, T) at positions `pos` ((T,) or (B, T); default 0..T-1) -> (B, T, C), pos."""
+        if pos is None:
+            pos = torch.arange(ids.size(1), device=ids.device)  # (T,)
+        if self.positions.max_length and int(pos.max()) >= self.config.block_size:
+            raise ValueError(
+                f"sequence of {int(pos.max()) + 1} tokens is longer than {self.config.block_size}"
+            )
         x = self.tok_emb(ids) * self.embed_scale  # (B, T, C)
         if self.pos_emb is not None:
             x = x + self.pos_emb(pos)
@@ -160,16 +167,41 @@ class Seq2Seq(nn.Module):
         return self.hook_memory(self.enc_ln_f(x))
 
     def decode(
-        self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """tgt (B, T) target ids so far, memory (B, S, C) -> logits (B, T, vocab)."""
-        x, pos = self._embed(tgt)
+        """tgt (B, T) target ids, memory (B, S, C) -> logits (B, T, vocab).
+
+        With a `cache` (nn/kv_cache.py, shaped for `decoder_lm()`), tgt are the tokens after
+        the cached ones, as in GPT's forward; `last_only` computes the last position's logits.
+        """
+        T = tgt.size(1)
+        if cache is not None:
+            cache.begin(T)
+            pos = cache.positions(T)  # (T,), or (B, T) for rows of different lengths
+        else:
+            pos = torch.arange(T, device=tgt.device)  # (T,)
+        x, pos = self._embed(tgt, pos)
         if self.config.cross_attention == "mean":
             memory, src_mask = mean_memory(memory, src_mask), None  # (B, 1, C)
         mask = padding_mask(src_mask)
-        for block in self.dec_blocks:
-            x = block(x, pos, memory=memory, memory_mask=mask)
+        for i, block in enumerate(self.dec_blocks):
+            layer = None if cache is None else cache.layers[i]
+            x = block(x, pos, cache=layer, memory=memory, memory_mask=mask)
+        if cache is not None:
+            cache.end(T)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, C)
         return self.hook_logits(self.lm_head(self.dec_ln_f(x)))
+
+    def decoder_lm(self) -> "DecoderLM":
+        """The decoder as a language model over target ids, given each row's memory: what
+        the generation engine drives (generate/seq2seq.py)."""
+        return DecoderLM(self)
 
     def forward(
         self,
@@ -187,20 +219,26 @@ class Seq2Seq(nn.Module):
         )
         return logits, loss
 
-    @torch.no_grad()
-    def greedy(
-        self, src: torch.Tensor, src_mask: torch.Tensor | None = None, max_len: int | None = None
-    ) -> torch.Tensor:
-        """Greedy decoding: (B, S) -> (B, <= max_len) ids after [BOS], stopping at [EOS]."""
-        max_len = max_len or self.config.block_size - 1
-        memory = self.encode(src, src_mask)
-        out = torch.full((src.size(0), 1), self.config.bos_id, dtype=torch.long, device=src.device)
-        done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
-        for _ in range(max_len):
-            nxt = self.decode(out, memory, src_mask)[:, -1].argmax(-1)  # (B,)
-            nxt = nxt.masked_fill(done, self.config.pad_id)
-            out = torch.cat((out, nxt[:, None]), dim=1)
-            done |= nxt == self.config.eos_id
-            if done.all():
-                break
-        return out[:, 1:]
+
+class DecoderLM(nn.Module):
+    """A view of a Seq2Seq's decoder that looks like a GPT to the generation engine: a config
+    with its decoder's layers, and `forward(ids, cache, last_only, memory, memory_mask)`.
+
+    The memory (B, S, C) and its mask (B, S) come per row, as the engine stacks them for the
+    rows it runs; the weights are the Seq2Seq's own (nothing is copied).
+    """
+
+    def __init__(self, model: Seq2Seq):
+        super().__init__()
+        self.model = model
+        self.config = replace(model.config, n_layer=model.config.n_dec_layer, causal=True)
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+        memory: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, None]:
+        return self.model.decode(ids, memory, memory_mask, cache, last_only), None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from glassformer.generate.seq2seq import translate_tokens
 from glassformer.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from glassformer.tasks.run import python_rng, train_task
 from glassformer.tokenizers.symbols import BOS, EOS, PAD, SPECIALS, SymbolVocab
@@ -137,7 +138,7 @@ def exact_match(model: Seq2Seq, vocab: SymbolVocab, pairs: list[tuple[str, str]]
     for start in range(0, len(pairs), 256):
         chunk = pairs[start : start + 256]
         src, mask, _, _ = encode_batch(chunk, vocab)
-        out = model.greedy(src, mask, max_len=12)
+        out = translate_tokens(model, src, mask, max_len=12)
         for row, (_, iso) in zip(out.tolist(), chunk, strict=True):
             ids = row[: row.index(EOS)] if EOS in row else row
             right += vocab.decode(ids) == iso and all(i >= len(SPECIALS) for i in ids)
