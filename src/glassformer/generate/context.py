@@ -44,7 +44,7 @@ Longer than the context (block_size = n):
   tokens, at positions 0..n-1. Once the history exceeds n, every step re-encodes the last n
   tokens from scratch (the row's cache is refilled from position 0), so a step costs a
   prefill of n tokens. With or without the cache the logits are the same.
-- Rotary or no positions (no table): the cache rolls. When it is full the oldest entry is
+- Rotary, ALiBi or no positions (no table): the cache rolls. When it is full the oldest entry is
   dropped and positions keep counting; attention depends only on offsets, so each new token
   sees the last n tokens' keys and values as they were computed when those tokens were new.
   This is sliding-window attention of width n over the whole history (each layer's keys of

@@ -23,7 +23,7 @@ starts with pad[b] padding tokens. Those keys are masked out, and row b's positi
 its first real token, so a padded row computes what it would compute alone.
 
 When the cache is full, `roll(n)` drops the n oldest entries (a sliding window). That is only
-meaningful for position schemes without a table (rotary, none): see generate/window.py.
+meaningful for position schemes without a table (rotary, ALiBi, none): see generate/context.py.
 
     >>> cache = KVCache(n_layer=2, batch=1, n_kv_head=4, capacity=16, head_dim=8)
     >>> cache.size, cache.seen
