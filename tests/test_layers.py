@@ -222,3 +222,20 @@ def documented_layers(design: str) -> list[set[str]]:
 def test_layers_are_ordered_as_documented():
     design = (SRC.parents[1] / "docs" / "DESIGN.md").read_text(encoding="utf-8")
     assert documented_layers(design) == LAYERS
+
+
+def test_serve_imports_only_what_generate_exports():
+    """The server drives the generation engine through `glassformer.generate`'s exported names
+    (its __all__), never through generate's inner modules."""
+    import importlib
+
+    generate = importlib.import_module("glassformer.generate")  # the package, not the function
+    found = []
+    for path in sorted((SRC / "serve").rglob("*.py")):
+        module = "glassformer." + ".".join(path.relative_to(SRC).with_suffix("").parts)
+        for line, name in imports_of(path, module, "glassformer"):
+            if name.startswith("glassformer.generate."):
+                rest = name.removeprefix("glassformer.generate.")
+                if rest not in generate.__all__:
+                    found.append(f"{path.relative_to(SRC)}:{line} imports {name}")
+    assert found == []
