@@ -14,8 +14,8 @@ import torch
 import glassformer
 from glassformer import GPT, GPTConfig
 from glassformer.generate.session import text_options
-from glassformer.serve.worker import Finish, Request, Token, Worker
 from glassformer.generate.slots import SlotCache
+from glassformer.serve.worker import Finish, Request, Token, Worker
 from glassformer.tokenizers import CharTokenizer
 
 TOK = CharTokenizer("".join(chr(ord("A") + i) for i in range(58)))
@@ -257,3 +257,30 @@ def test_prompts_that_arrive_together_are_prefilled_together():
     assert [c.results[i] for i in range(len(prompts))] == alone
     assert shapes[0] == (4, 10)  # one prefill: four prompts padded to the longest
     assert shapes[1:] == [(4, 1)] * 5  # then one decode step for all four rows per token
+
+
+def test_a_request_that_joins_mid_flight_decodes_in_the_same_forward_as_the_others():
+    """Admitting a new request prefills it alone (its own forward), and the next step decodes
+    the running row and the new one together: nobody falls back to a forward of its own."""
+    model = _model("learned")
+    shapes = []
+    handle = model.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape)))
+    worker = Worker(model, TOK, max_batch=4)
+    try:
+        c = Collector(worker)
+        first = threading.Event()
+        long = c.submit(0, "ABC", max_new_tokens=40)
+        original = long.emit
+        long.emit = lambda event: (original(event), first.set())
+        assert first.wait(30)
+        gate = threading.Event()
+        busy = worker.call(gate.wait)  # hold the loop while the second request arrives
+        c.submit(1, "KLMNO", max_new_tokens=5)
+        gate.set()
+        busy.result(timeout=60)
+        c.wait(2)
+    finally:
+        worker.close()
+        handle.remove()
+    joined = shapes.index((1, 5))  # the second prompt's prefill
+    assert shapes[joined + 1 : joined + 5] == [(2, 1)] * 4  # then both rows in every step

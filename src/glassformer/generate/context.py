@@ -178,9 +178,11 @@ class Context:
         if not self.use_cache:
             return torch.cat([self._window(r, hidden) for r in rows])
         step = {r for r in rows if r.slot is not None and r.new == 1 and self._fits(r)}
-        for r in [r for r in self.slotted if r not in step]:
-            self._park(r)  # every row of a decode step is fed: the others wait outside
-        out = self._decode(hidden) if step else {}
+        out = {}
+        if step:
+            for r in [r for r in self.slotted if r not in step]:
+                self._park(r)  # a decode step feeds every row it holds: the others wait outside
+            out = self._decode(hidden)
         fresh = [
             r
             for r in rows
