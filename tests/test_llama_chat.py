@@ -40,10 +40,11 @@ def test_conversation_feeds_only_new_tokens_to_the_kept_cache(smollm2):
     model, tokenizer = smollm2
     chat = Conversation(model, tokenizer, strategy="greedy", max_new_tokens=30)
     assert "Paris" in "".join(chat.say("What is the capital of France?"))
-    ctx, seen = chat.session.ctx, len(chat.session.ids)
+    row, seen = chat.session.seq.rows[0], len(chat.session.ids)
+    cache = chat.session.engine.ctx.cache
     assert chat.session.ids[-1] == tokenizer.eot_id  # <|im_end|> ended the reply
     reply = "".join(chat.say("And of Germany?"))
-    assert chat.session.ctx is ctx and ctx.cache.size > seen  # the same cache, extended
+    assert chat.session.seq.rows[0] is row and cache.size > seen  # the same cache, extended
     assert "Berlin" in reply
     assert [m["role"] for m in chat.messages] == ["user", "assistant"] * 2
     # the session's tokens are exactly the rendered conversation so far
