@@ -7,9 +7,10 @@ and the options; `feed` adds text, `stream` continues it piece by piece:
     >>> s.feed("ROMEO:\\n")
     >>> for piece in s.stream(stop=["\\n\\n"]):
     ...     print(piece, end="", flush=True)
-    >>> s.finish_reason                       # "stop_id", "stop_string" or "length"
+    >>> s.finish_reason                       # "stop_id", "stop_string", "length", "cancelled"
     >>> s.feed("\\nJULIET:\\n")                # the next turn: only these tokens are new
     >>> reply = "".join(s.stream())
+    >>> s.reset()                             # afresh: no history, no cache
 
 What one turn does:
 
@@ -20,6 +21,8 @@ What one turn does:
     TextStream.push  -> a piece of text        never half a character (streaming.py)
     stop string?     -> finish_reason "stop_string" (cut before it)
     max_new_tokens   -> finish_reason "length"
+    Ctrl-C           -> the reply so far stays in the history; KeyboardInterrupt goes on to
+                        the caller (`glassformer chat` stops that reply only)
 
 A per-token strategy (greedy, sample: `TokenRule`) continues the kept sequence, so a new turn
 feeds only its new tokens to the cached keys and values; a search (beam, contrastive) starts a
@@ -153,8 +156,9 @@ class Session:
             self.seq = Generation(history, self.opts, self.generator, keep=keep)
         seq = self.seq
         self.finish_reason = "length"
+        events = self.engine.stream([seq])  # held here: closed after the finally below
         try:
-            for event in self.engine.stream([seq]):
+            for event in events:
                 if isinstance(event, Token):
                     self.ids.append(event.id)
                     yield event.id
@@ -162,11 +166,25 @@ class Session:
                     self.finish_reason = event.reason
                     if event.reason == "stop_id":
                         self.ids.append(seq.new[-1])
+        except KeyboardInterrupt:  # Ctrl-C inside a step: the cache may be half-written
+            self.finish_reason = "cancelled"
+            raise
         finally:
-            if seq in self.engine.running:  # the reader stopped early (a stop string)
-                self.engine.finish(seq, "stop_string")
-            if not seq.rows:
+            if seq in self.engine.running:  # the reader stopped early: a stop string, Ctrl-C
+                keep = self.finish_reason != "cancelled"  # stopped at a yield: cache == ids
+                if self.finish_reason != "stop_string":
+                    self.finish_reason = "cancelled"
+                self.engine.finish(seq, "stop_string" if keep else "cancelled")  # kept or not
+            events.close()
+            if not seq.rows:  # cancelled: the next turn starts afresh over `ids`
                 self.seq = None
+
+    def reset(self) -> None:
+        """Start the conversation afresh: no history, and the cache's rows freed."""
+        if self.seq is not None:
+            self.engine.finish(self.seq, "cancelled")
+            self.seq = None
+        self.ids, self.finish_reason = [], None
 
     def stream(self, stop: Sequence[str] = ()) -> Iterator[str]:
         """The reply as text pieces (never half a character), cut before a stop string."""
