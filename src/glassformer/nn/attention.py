@@ -32,6 +32,11 @@ keys and values have fewer heads than the queries, and each K/V head serves a gr
 n_head / n_kv_head consecutive query heads. With 9 query and 3 K/V heads, query heads 0-2 read
 K/V head 0, heads 3-5 head 1, heads 6-8 head 2. The projection and the KV cache shrink by that
 factor; the pattern still has one (T, T) map per query head.
+
+Q/K norm (`qk_norm`) RMS-normalises each head's query and key before rotary positions, so a
+score cannot grow without bound; with `qk_norm_weight` (Qwen3) a learned gain of head size
+follows, one for the queries (`q_norm`) and one for the keys (`k_norm`), shared by the heads.
+`qkv_bias` (Qwen2) puts biases on the q/k/v projection of an otherwise bias-free model.
 """
 
 import math
@@ -134,7 +139,7 @@ class SelfAttention(nn.Module):
         self.n_head, self.head_dim = config.n_head, config.head_dim
         self.n_kv_head = config.kv_heads
         width = (self.n_head + 2 * self.n_kv_head) * self.head_dim
-        self.qkv = nn.Linear(config.n_embd, width, bias=config.bias)
+        self.qkv = nn.Linear(config.n_embd, width, bias=config.bias or config.qkv_bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.causal = config.causal
         self.scale = 1.0 / math.sqrt(self.head_dim) if config.attn_scale else 1.0
@@ -146,6 +151,10 @@ class SelfAttention(nn.Module):
         # a position scheme that adds a bias to the scores (alibi), or None: nn/positions.py
         self.score_bias = POSITIONS[config.pos_emb].make_score_bias(config)
         self.qk_norm = config.qk_norm
+        self.qk_eps = config.norm_eps if config.qk_norm_weight else None  # None: torch's eps
+        if config.qk_norm_weight:  # (hs,) each, shared by every query (key) head
+            self.q_norm = nn.Parameter(torch.ones(self.head_dim))
+            self.k_norm = nn.Parameter(torch.ones(self.head_dim))
         self.log_temp = (
             nn.Parameter(torch.full((self.n_head,), math.log(10.0))) if config.cosine_attn else None
         )
@@ -176,7 +185,10 @@ class SelfAttention(nn.Module):
         # tensor (the same numbers in half the calls of doing each alone)
         qk, v = heads.split((nh + nkv, nkv), dim=1)  # (B, nh + nkv, T, hs), (B, nkv, T, hs)
         if self.qk_norm:
-            qk = F.rms_norm(qk, (hs,))
+            qk = F.rms_norm(qk, (hs,), eps=self.qk_eps)
+            if self.qk_eps is not None:  # the gains: nh rows of q_norm, then nkv of k_norm
+                gain = torch.cat((self.q_norm.expand(nh, hs), self.k_norm.expand(nkv, hs)))
+                qk = qk * gain[:, None, :].to(qk.dtype)  # (nh + nkv, 1, hs): over B and T
         if self.rotation is not None:
             qk = self.rotation(qk, pos)
         q, k = qk.split((nh, nkv), dim=1)  # (B, nh, T, hs), (B, nkv, T, hs)

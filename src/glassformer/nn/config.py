@@ -58,6 +58,31 @@ class TransformerConfig:
         ("auto", "sqrt_d", "none"),
     )
     rope_theta: float = option(10000.0, "rotary base frequency", range="(0, inf)")
+    rope_scaling: str = option(
+        "none",
+        "rotary scaling for contexts past the trained one: linear divides every frequency by "
+        "rope_factor; llama3 (Llama 3.1/3.2) divides the slow ones only (nn/rotary.py)",
+        ("none", "linear", "llama3"),
+    )
+    rope_factor: float = option(
+        1.0, "rotary scaling: what the scaled frequencies are divided by", range="(0, inf)"
+    )
+    rope_low_freq_factor: float = option(
+        1.0,
+        "llama3 rotary scaling: wavelengths longer than rope_original_context / this are "
+        "divided by rope_factor",
+        range="(0, inf)",
+    )
+    rope_high_freq_factor: float = option(
+        4.0,
+        "llama3 rotary scaling: wavelengths shorter than rope_original_context / this are kept",
+        range="(0, inf)",
+    )
+    rope_original_context: int = option(
+        8192,
+        "llama3 rotary scaling: the context length trained before scaling",
+        range=f"[1, {2**24}]",
+    )
     sinusoid_layout: str = option(
         "interleaved",
         "sinusoidal table: sin/cos interleaved (the paper) or halves (Marian, fairseq)",
@@ -79,6 +104,14 @@ class TransformerConfig:
     causal: bool = option(True, "mask the future in self-attention (False lets tokens peek ahead)")
     attn_scale: bool = option(True, "divide attention scores by sqrt(head size)")
     qk_norm: bool = option(False, "RMS-normalise queries and keys per head before the dot product")
+    qk_norm_weight: bool = option(
+        False,
+        "with qk_norm: a learned gain of head size on the queries' norm and one on the keys' "
+        "(shared by all heads; eps = norm_eps), as Qwen3 has",
+    )
+    qkv_bias: bool = option(
+        False, "biases on the query/key/value projection even when bias is off (Qwen2)"
+    )
     cosine_attn: bool = option(
         False, "cosine attention: L2-normalise q and k, scale by a learned per-head temperature"
     )
@@ -103,6 +136,16 @@ class TransformerConfig:
         check_fields(self, "model")  # types, finiteness, choices and the ranges above
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.qk_norm_weight and not self.qk_norm:
+            raise ValueError("qk_norm_weight needs qk_norm; set qk_norm true as well")
+        if (
+            self.rope_scaling == "llama3"
+            and self.rope_high_freq_factor <= self.rope_low_freq_factor
+        ):
+            raise ValueError(
+                f"rope_high_freq_factor ({self.rope_high_freq_factor}) must exceed "
+                f"rope_low_freq_factor ({self.rope_low_freq_factor}) for llama3 rotary scaling"
+            )
         if self.n_head % self.kv_heads:
             raise ValueError(
                 f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head}); "

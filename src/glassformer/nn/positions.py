@@ -44,7 +44,7 @@ from torch import nn
 from glassformer.nn.alibi import ALiBi
 from glassformer.nn.embedding import LearnedPositions, SinusoidalPositions
 from glassformer.nn.patches import LearnedGridPositions, SinusoidalGridPositions
-from glassformer.nn.rotary import Rotary
+from glassformer.nn.rotary import Rotary, RotaryScaling
 
 # every factory is called with the model's config (nn/config.py: TransformerConfig)
 Factory = Callable[[Any], nn.Module]
@@ -82,7 +82,8 @@ POSITIONS: dict[str, PositionScheme] = {
         embedding=lambda c: SinusoidalPositions(c.block_size, c.n_embd, layout=c.sinusoid_layout),
     ),
     "rotary": PositionScheme(
-        max_length=False, rotation=lambda c: Rotary(c.head_dim, c.block_size, c.rope_theta)
+        max_length=False,
+        rotation=lambda c: Rotary(c.head_dim, c.block_size, c.rope_theta, RotaryScaling.of(c)),
     ),
     "alibi": PositionScheme(max_length=False, score_bias=lambda c: ALiBi(c.n_head)),
     "none": PositionScheme(max_length=False),
