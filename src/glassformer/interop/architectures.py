@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from glassformer.errors import UserError
 from glassformer.interop.bert import bert_export, bert_heads
-from glassformer.interop.llama import check_llama_gguf, check_llama_hf
+from glassformer.interop.llama import check_llama_gguf, check_rotary_hf, rotary_export
 from glassformer.interop.marian import check_marian_hf, marian_export
 from glassformer.interop.transforms import LLAMA_CPP_ROTARY, ROW, TRANSPOSE, Transform, qkv_sizes
 
@@ -83,7 +83,8 @@ class Architecture:
     hf_export: Callable | None = None  # our config -> more config.json keys
     gguf_arch: str | None = None  # general.architecture, if llama.cpp writes this family
     gguf_config: dict[str, Key] = field(default_factory=dict)  # keys after "{gguf_arch}."
-    gguf_check: Callable | None = None  # (get, tensor names, config, source) -> None
+    gguf_check: Callable | None = None  # (get, tensor(name), names, config, source) -> config
+    gguf_ignore: tuple[str, ...] = ()  # tensors the gguf_check reads (not parameters)
     tokenizer_files: tuple[str, ...] = ("tokenizer.json",)  # what glassformer.load tries first
 
 
@@ -93,6 +94,7 @@ def untied(c) -> bool:
 
 # what no exported model may use: the foreign classes do not have it
 PLAIN = {"attn_scale": True, "qk_norm": False, "cosine_attn": False, "logit_softcap": 0.0}
+PLAIN |= {"qk_norm_weight": False, "qkv_bias": False}
 
 GELU = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 GPT2 = Architecture(
@@ -148,6 +150,7 @@ GPT2 = Architecture(
     tokenizer_files=("vocab.json", "tokenizer.json"),
 )
 
+ROPE_GGUF = {"none": "none", "linear": "linear"}  # llama3's is the rope_freqs tensor
 LLAMA = Architecture(
     name="llama",
     title="Llama",
@@ -170,8 +173,8 @@ LLAMA = Architecture(
         "tie_weights": key("tie_word_embeddings", default=False),
     },
     refuse={"attention_bias": False, "mlp_bias": False},
-    hf_check=check_llama_hf,
-    hf_export=lambda c: {"head_dim": c.head_dim},
+    hf_check=check_rotary_hf,  # rope_scaling: linear, llama3
+    hf_export=lambda c: {"head_dim": c.head_dim} | rotary_export(c),
     gguf_arch="llama",
     gguf_config={
         "vocab_size": key("vocab_size", default=None),  # else the tokenizer's length
@@ -182,9 +185,12 @@ LLAMA = Architecture(
         "n_embd": key("embedding_length"),
         "mlp_hidden": key("feed_forward_length"),
         "rope_theta": key("rope.freq_base", default=10000.0),
+        "rope_scaling": key("rope.scaling.type", default="none", values=ROPE_GGUF),
+        "rope_factor": key("rope.scaling.factor", default=1.0),
         "norm_eps": key("attention.layer_norm_rms_epsilon"),
     },
-    gguf_check=check_llama_gguf,
+    gguf_check=check_llama_gguf,  # and Llama 3's rope_freqs tensor
+    gguf_ignore=("rope_freqs.weight",),
     rows=(
         Row("tok_emb.weight", hf="model.embed_tokens.weight", gguf="token_embd.weight"),
         Row(
@@ -414,9 +420,12 @@ def mismatch(arch: Architecture, config) -> tuple[str, object, object] | None:
 
 
 def exports_as(config, family: str) -> Architecture | None:
-    """The first entry of `family` whose position scheme and norm are those of `config`."""
-    for a in ARCHITECTURES.values():
-        shape = {k: a.fixed[k] for k in ("pos_emb", "norm")}
-        if a.family == family and all(getattr(config, k) == v for k, v in shape.items()):
-            return a
-    return None
+    """The first entry of `family` that computes what `config` does (a Llama with q/k/v
+    biases is Qwen2), else the first whose position scheme and norm are those of `config`."""
+    shaped = [
+        a
+        for a in ARCHITECTURES.values()
+        if a.family == family and all(getattr(config, k) == a.fixed[k] for k in ("pos_emb", "norm"))
+    ]
+    exact = [a for a in shaped if mismatch(a, config) is None]
+    return (exact or shaped or [None])[0]

@@ -7,8 +7,10 @@ maps it onto our parts: `general.architecture` picks the entry, whose `gguf_conf
 metadata under that prefix (`llama.block_count` layers, `llama.attention.head_count` heads,
 ...) and whose rows name the tensors (`blk.{i}.attn_q.weight`, ...) and their transforms.
 
-One trap: llama.cpp's converter permutes the rows of W_q and W_k (the Llama rows name the
-`LLAMA_CPP_ROTARY` transform; `unpermute_rotary` in transforms.py puts them back).
+One trap: llama.cpp's converter permutes the rows of W_q and W_k of a Llama (its rows name the
+`LLAMA_CPP_ROTARY` transform; `unpermute_rotary` in transforms.py puts them back); Qwen's rows
+it leaves as they are. Another: Llama 3's rotary scaling is a tensor, `rope_freqs.weight`,
+which the entry's `gguf_check` turns into config fields (interop/llama.py).
 
     >>> model, tokenizer = load_gguf("SmolLM2-135M-Instruct.Q4_1.gguf")   # doctest: +SKIP
 """
@@ -134,7 +136,12 @@ def gguf_config(reader: GGUFReader, source: str | os.PathLike) -> tuple[Architec
             f"{source} lacks the metadata key {prefix}{e.args[0]}; the file is incomplete."
         ) from None
     if arch.gguf_check:
-        arch.gguf_check(get, names, config, source)
+
+        def tensor(name: str) -> torch.Tensor:  # one small tensor the hook reads, in fp32
+            t = next(t for t in reader.tensors if t.name == name)
+            return torch.from_numpy(np.array(dequantize(t.data, t.tensor_type), np.float32))
+
+        config = arch.gguf_check(get, tensor, names, config, source)
     return arch, config
 
 
@@ -168,6 +175,8 @@ def gguf_state(
             )
         return tensors.pop(name)
 
+    for name in arch.gguf_ignore:  # read into the config by the entry's gguf_check
+        tensors.pop(name, None)
     state = our_state(arch, config, "gguf", take, lambda name: tensors.pop(name, None))
     if tensors:
         raise UserError(
