@@ -55,6 +55,7 @@ FAMILIES = {
         dict(rope_scaling={"rope_type": "linear", "factor": 4.0}, max_position_embeddings=512),
         "llama",
     ),
+    "qwen2": ("Qwen2ForCausalLM", dict(max_position_embeddings=512), "qwen2"),
 }
 
 
@@ -244,9 +245,9 @@ def test_export_loads_in_transformers(family, tmp_path):
 
 
 def test_unknown_architecture_names_every_family():
-    with pytest.raises(UserError, match="supported: bert, gpt2, llama, marian, mistral"):
+    with pytest.raises(UserError, match="supported: bert, gpt2, llama, marian, mistral, qwen2"):
         by_hf_type("gemma3_text", "x")
-    with pytest.raises(UserError, match=r"architectures llama\.$"):
+    with pytest.raises(UserError, match=r"architectures llama, qwen2\.$"):
         by_gguf_arch("gemma3", "x.gguf")
 
 

@@ -240,6 +240,31 @@ MISTRAL = replace(
     gguf_arch=None,
 )
 
+# Qwen2 / Qwen2.5: Llama with biases on the q, k and v projections (not on o_proj). llama.cpp
+# rotates Qwen's heads in halves as we do (NEOX rotary), so its q/k rows are not permuted.
+_QWEN_ROWS = tuple(
+    replace(
+        row,
+        ours="blocks.{i}.attn.qkv.{p}",
+        hf="model.layers.{i}.self_attn.{q,k,v}_proj.{p}",
+        gguf="blk.{i}.attn_{q,k,v}.{p}",
+        gguf_fix=None,
+    )
+    if row.ours == "blocks.{i}.attn.qkv.weight"
+    else row
+    for row in LLAMA.rows
+)
+QWEN2 = replace(
+    LLAMA,
+    name="qwen2",
+    title="Qwen2",
+    hf_class="Qwen2ForCausalLM",
+    fixed=LLAMA.fixed | {"qkv_bias": True},
+    refuse={"use_sliding_window": False},
+    gguf_arch="qwen2",
+    rows=_QWEN_ROWS,
+)
+
 _ENC = "encoder.layer.{i}."
 BERT = Architecture(
     name="bert",
@@ -375,7 +400,7 @@ MARIAN = Architecture(
 )
 
 # the order is the order of preference on export: the first whose shape fits is written
-ARCHITECTURES = {a.name: a for a in (GPT2, LLAMA, BERT, MARIAN, MISTRAL)}
+ARCHITECTURES = {a.name: a for a in (GPT2, LLAMA, BERT, MARIAN, MISTRAL, QWEN2)}
 
 
 def by_hf_type(model_type, source) -> Architecture:
