@@ -61,7 +61,7 @@ def test_llama_round_trip_through_transformers(tmp_path):
 def test_unknown_architectures_name_the_supported_ones():
     with pytest.raises(UserError, match="model_type 'mamba' .* supported: bert, gpt2, llama"):
         by_hf_type("mamba", "x")
-    with pytest.raises(UserError, match=r"holds a 'gemma3' model; .* llama, qwen2\.$"):
+    with pytest.raises(UserError, match=r"holds a 'gemma3' model; .* llama, qwen2, qwen3\.$"):
         by_gguf_arch("gemma3", "x.gguf")
     assert all(a.family in FAMILIES for a in ARCHITECTURES.values())
 

@@ -265,6 +265,31 @@ QWEN2 = replace(
     rows=_QWEN_ROWS,
 )
 
+# Qwen3: Llama with an RMSNorm (a gain of head size) on each head's query and key before
+# rotary; unpermuted like Qwen2, without its biases
+_QK_NORM_ROWS = (
+    Row(
+        "blocks.{i}.attn.q_norm",
+        hf="model.layers.{i}.self_attn.q_norm.weight",
+        gguf="blk.{i}.attn_q_norm.weight",
+    ),
+    Row(
+        "blocks.{i}.attn.k_norm",
+        hf="model.layers.{i}.self_attn.k_norm.weight",
+        gguf="blk.{i}.attn_k_norm.weight",
+    ),
+)
+QWEN3 = replace(
+    LLAMA,
+    name="qwen3",
+    title="Qwen3",
+    hf_class="Qwen3ForCausalLM",
+    fixed=LLAMA.fixed | {"qk_norm": True, "qk_norm_weight": True},
+    refuse={"attention_bias": False, "use_sliding_window": False},
+    gguf_arch="qwen3",
+    rows=tuple(replace(row, gguf_fix=None) for row in LLAMA.rows) + _QK_NORM_ROWS,
+)
+
 _ENC = "encoder.layer.{i}."
 BERT = Architecture(
     name="bert",
@@ -400,7 +425,7 @@ MARIAN = Architecture(
 )
 
 # the order is the order of preference on export: the first whose shape fits is written
-ARCHITECTURES = {a.name: a for a in (GPT2, LLAMA, BERT, MARIAN, MISTRAL, QWEN2)}
+ARCHITECTURES = {a.name: a for a in (GPT2, LLAMA, BERT, MARIAN, MISTRAL, QWEN2, QWEN3)}
 
 
 def by_hf_type(model_type, source) -> Architecture:
