@@ -317,3 +317,99 @@ def test_bad_requests_and_disconnects_leave_other_streams_intact(server, client)
     while server[1].load and time.perf_counter() < deadline:  # the hang-up reaches the engine
         time.sleep(0.01)
     assert server[1].load == 0  # nothing left running
+
+
+# ---- /health, system_fingerprint, refused parameters, CORS, the decode dtype ---------------
+
+
+def test_health_answers_without_the_api_key(model, tok):
+    with BackgroundServer(create_app(model, tok, "tiny", api_key="s3cret")) as url:
+        r = httpx.get(url + "/health")
+        assert r.status_code == 200 and r.json() == {"status": "ok"}
+        assert httpx.get(url + "/v1/models").status_code == 401  # the API still needs it
+
+
+def test_every_response_and_chunk_carries_the_system_fingerprint(client, model):
+    from glassformer.serve.app import fingerprint
+
+    expected = fingerprint(model, "tiny")
+    assert expected.startswith("fp_") and len(expected) == 3 + 16
+    assert fingerprint(model, "other") != expected != fingerprint(model, "tiny", "bfloat16")
+    r = client.completions.create(model="tiny", prompt="All", max_tokens=2)
+    assert r.system_fingerprint == expected
+    messages = [{"role": "user", "content": "Speak."}]
+    c = client.chat.completions.create(model="tiny", messages=messages, max_tokens=2)
+    assert c.system_fingerprint == expected
+    chunks = list(
+        client.chat.completions.create(model="tiny", messages=messages, max_tokens=2, stream=True)
+    )
+    assert chunks and {ch.system_fingerprint for ch in chunks} == {expected}
+
+
+@pytest.mark.parametrize(
+    "extra, param",
+    [
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"tool_choice": "auto"}, "tool_choice"),
+        ({"functions": [{"name": "f"}]}, "functions"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+         "response_format"),
+    ],
+)  # fmt: skip
+def test_tools_and_response_format_are_refused_by_name(server, extra, param):
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, **extra}
+    r = httpx.post(server[0] + "/v1/chat/completions", json=body, timeout=30)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == param and param in error["message"]
+    assert error["type"] == "invalid_request_error"
+
+
+def test_text_response_format_and_no_tools_are_accepted(client):
+    r = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=2,
+        response_format={"type": "text"}, tool_choice="none",
+    )  # fmt: skip
+    assert r.choices[0].finish_reason == "length"
+
+
+def test_cors_answers_the_preflight_of_the_given_origins_only(model, tok):
+    origin = "http://localhost:5173"
+    app = create_app(model, tok, "tiny", cors=[origin, "https://example.org"])
+    with BackgroundServer(app) as url:
+        ask = {"Access-Control-Request-Method": "POST",
+               "Access-Control-Request-Headers": "authorization, content-type"}  # fmt: skip
+        r = httpx.options(url + "/v1/chat/completions", headers={"Origin": origin, **ask})
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == origin
+        assert "POST" in r.headers["access-control-allow-methods"]
+        assert "authorization" in r.headers["access-control-allow-headers"].lower()
+        other = httpx.options(
+            url + "/v1/chat/completions", headers={"Origin": "http://evil.test", **ask}
+        )
+        assert "access-control-allow-origin" not in other.headers
+        got = httpx.get(url + "/v1/models", headers={"Origin": origin})
+        assert got.headers["access-control-allow-origin"] == origin
+    with BackgroundServer(create_app(model, tok, "tiny")) as url:  # no --cors: no headers
+        r = httpx.options(url + "/v1/models", headers={"Origin": origin, **ask})
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_decode_dtype_runs_the_decode_steps_on_a_copy(model, tok):
+    import glassformer
+    from glassformer.errors import UserError
+
+    app = create_app(model, tok, "tiny", decode_dtype="bfloat16")
+    ctx = app.state.glassformer.worker.engine.ctx
+    assert next(ctx.decode_model.parameters()).dtype == torch.bfloat16
+    assert next(model.parameters()).dtype == torch.float32  # the served model is untouched
+    with BackgroundServer(app) as url:
+        c = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+        r = c.completions.create(model="tiny", prompt="All:", max_tokens=12, temperature=0)
+    expect = glassformer.generate(
+        model, tok, "All:", max_new_tokens=12, strategy="greedy", decode_dtype="bfloat16"
+    )
+    assert r.choices[0].text == expect
+    with pytest.raises(UserError, match="float32, bfloat16, int8, int4"):
+        create_app(model, tok, "tiny", decode_dtype="float16")

@@ -22,12 +22,19 @@ nothing else); the modules stay importable by their paths.
 from glassformer.generate.api import generate, generate_tokens, stream
 from glassformer.generate.engine import FINISH_REASONS, Engine, Finish, Generation, Token
 from glassformer.generate.option_error import OptionError
-from glassformer.generate.options import DEFAULTS, GenerationOptions
-from glassformer.generate.session import Session, encode_prompt, make_generator, text_options
+from glassformer.generate.options import DECODE_DTYPES, DEFAULTS, GenerationOptions
+from glassformer.generate.session import (
+    Session,
+    decode_copy,
+    encode_prompt,
+    make_generator,
+    text_options,
+)
 from glassformer.generate.strategies import STRATEGIES
 from glassformer.generate.streaming import TextStream
 
 __all__ = [
+    "DECODE_DTYPES",
     "DEFAULTS",
     "FINISH_REASONS",
     "STRATEGIES",
@@ -39,6 +46,7 @@ __all__ = [
     "Session",
     "TextStream",
     "Token",
+    "decode_copy",
     "encode_prompt",
     "generate",
     "generate_tokens",

@@ -26,6 +26,12 @@ Parameters (OpenAI's meaning):
                       glassformer's own decoding options (generate/options.py); beam and
                       contrastive search run beside the batch, one token per step
 
+Refused with a 400 that names them: `tools`, `tool_choice` (other than "none"), the older
+`functions` / `function_call`, and `response_format` other than {"type": "text"} (no tool
+calling, no JSON mode). Every response and stream chunk carries `system_fingerprint`
+("fp_" + 16 hex digits of a hash of the served name, glassformer's version, the decode dtype
+and the weights: app.py `fingerprint`). GET /health answers {"status": "ok"} (no key needed).
+
 Unknown parameters are ignored, as OpenAI does. Log-probabilities are those of the model
 (softmax of the raw logits), before temperature and top-p.
 """
@@ -74,6 +80,7 @@ def router(state: ServerState) -> APIRouter:
     async def completions(request: Request):
         p = Params(await read_json(request, state.max_body))
         state.check_model(p.text("model"))
+        _refuse_unsupported(p)
         prompts = _prompts(p, state)
         top = p.integer("logprobs", None, 0, MAX_LOGPROBS)
         return await _generate(request, state, p, prompts, [], top, COMPLETION, max_tokens=16)
@@ -82,6 +89,7 @@ def router(state: ServerState) -> APIRouter:
     async def chat_completions(request: Request):
         p = Params(await read_json(request, state.max_body))
         state.check_model(p.text("model"))
+        _refuse_unsupported(p)
         messages = message_texts(p.body.get("messages"))
         try:
             ids, stop = chat_prompt(state.tokenizer, messages)
@@ -100,6 +108,32 @@ def router(state: ServerState) -> APIRouter:
         )
 
     return r
+
+
+def _refuse_unsupported(p: Params) -> None:
+    """A 400 naming `tools`, `tool_choice` (or the older `functions`, `function_call`) or a
+    `response_format` other than {"type": "text"}: a client that relies on them would
+    otherwise get plain text it does not expect."""
+    for name in ("tools", "functions"):
+        if p.body.get(name) not in (None, []):
+            raise APIError(
+                400, f"{name} is not supported: this server has no tool calling", param=name
+            )
+    for name in ("tool_choice", "function_call"):
+        if p.body.get(name) not in (None, "none"):
+            raise APIError(
+                400,
+                f'{name} is not supported: this server has no tool calling (only "none")',
+                param=name,
+            )
+    fmt = p.body.get("response_format")
+    if fmt is not None and fmt != {"type": "text"}:
+        raise APIError(
+            400,
+            'response_format is not supported other than {"type": "text"}: this server has '
+            "no JSON mode or structured outputs",
+            param="response_format",
+        )
 
 
 def _prompts(p: Params, state: ServerState) -> list[list[int]]:
@@ -182,6 +216,7 @@ async def _generate(request, state, p, prompts, extra_stop, top, shape: Completi
         "object": shape.object,
         "created": int(time.time()),
         "model": state.name,
+        "system_fingerprint": state.fingerprint,
     }
     choices.start()
     if stream:

@@ -22,6 +22,7 @@ class ServerState:
     max_tokens_cap: int = 1024
     max_body: int = 2 * 2**20
     created: int = field(default_factory=lambda: int(time.time()))
+    fingerprint: str = ""  # every response's system_fingerprint (app.py: fingerprint)
     _mailbox: Mailbox | None = None
 
     def mailbox(self) -> Mailbox:

@@ -41,6 +41,7 @@ from glassformer.generate import (
     Generation,
     GenerationOptions,
     TextStream,
+    decode_copy,
     make_generator,
 )
 from glassformer.generate import Finish as Ended
@@ -84,10 +85,20 @@ class Request:
 class Worker:
     """`submit` requests, `cancel` them, `call` a function between steps; `close` at the end."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, max_batch: int = 8):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        max_batch: int = 8,
+        decode_dtype: str | None = None,
+    ):
+        """`decode_dtype`: the decode steps run on a copy of the model in that dtype
+        (generate/session.py `decode_copy`: bfloat16, int8, int4); prompts run on the model."""
         self.model, self.tokenizer = model.eval(), tokenizer
         self.device = next(model.parameters()).device
-        self.engine = Engine(model, stop_at_context=True)
+        self.decode_dtype = decode_dtype
+        decode_model = decode_copy(model, decode_dtype)
+        self.engine = Engine(model, decode_model=decode_model, stop_at_context=True)
         self.max_batch = max_batch  # rows decoded at once (a search takes several)
         self.running: dict[Generation, tuple[Request, TextStream]] = {}
         self.waiting: list[Request] = []
