@@ -178,11 +178,16 @@ class Context:
         if not self.use_cache:
             return torch.cat([self._window(r, hidden) for r in rows])
         step = {r for r in rows if r.slot is not None and r.new == 1 and self._fits(r)}
-        out = {}
+        out: dict[Row, torch.Tensor] = {}
         if step:
             for r in [r for r in self.slotted if r not in step]:
                 self._park(r)  # a decode step feeds every row it holds: the others wait outside
-            out = self._decode(hidden)
+            logits = self._decode(hidden)  # (n, V), row i of the SlotCache in row i
+            if len(rows) == len(self.slotted):  # only the decode step: one gather, no copies
+                order = [r.slot for r in rows]
+                same = order == list(range(len(rows)))
+                return logits if same else logits[torch.tensor(order, device=logits.device)]
+            out = {r: logits[i : i + 1] for i, r in enumerate(self.slotted)}
         fresh = [
             r
             for r in rows
@@ -197,15 +202,15 @@ class Context:
 
     # ---- the three ways of feeding ---------------------------------------------------------
 
-    def _decode(self, hidden: bool) -> dict[Row, torch.Tensor]:
-        """One decode step for every row in the SlotCache: its newest token."""
-        rows = list(self.slotted)
+    def _decode(self, hidden: bool) -> torch.Tensor:
+        """One decode step for every row in the SlotCache, its newest token: logits (n, V)."""
+        rows = self.slotted
         newest = torch.stack([r.ids[-1:] for r in rows])  # (n, 1)
         self.cache.reserve(1)
         logits = self._run(self.decode_model or self.model, newest, self.cache, rows, hidden)
         for r in rows:
             r.fed += 1
-        return {r: logits[i : i + 1] for i, r in enumerate(rows)}
+        return logits
 
     def _prefill(self, rows: list[Row], hidden: bool) -> dict[Row, torch.Tensor]:
         """Fresh rows together: left-padded into one batch, fed in chunks, then slotted."""

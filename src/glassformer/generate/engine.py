@@ -201,7 +201,9 @@ class Engine:
             seq.results = step.results
         if step.keep is not None:
             seq.rows = self.ctx.regroup(seq.rows, step.keep)
-        if step.feed is not None:
+        if step.feed is not None and len(seq.rows) == 1:
+            seq.rows[0].append(step.feed)
+        elif step.feed is not None:
             for row, ids in zip(seq.rows, step.feed, strict=True):
                 row.append(ids)
         events: list[Event] = []
