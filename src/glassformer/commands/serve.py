@@ -13,6 +13,8 @@ from pathlib import Path
 
 from glassformer.errors import UserError
 
+BACKLOG = 2048  # uvicorn's default: connections queued before the loop accepts them
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -65,18 +67,31 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port, or a UserError saying why it cannot be."""
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or a UserError saying why it cannot be (before the load)."""
     try:
         family, kind, proto = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][:3]
         sock = socket.socket(family, kind, proto)  # proto TCP: asyncio then sets TCP_NODELAY
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as e:
-        raise UserError(
-            f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port or --host"
-        ) from None
+        raise _cannot_listen(host, port, e) from None
     return sock
+
+
+def listen(sock: socket.socket, host: str, port: int) -> None:
+    """Accept connections from now on: the kernel queues them until uvicorn's loop takes them,
+    so a client that connects the moment the URL is printed gets in instead of a refusal."""
+    try:
+        sock.listen(BACKLOG)
+    except OSError as e:
+        raise _cannot_listen(host, port, e) from None
+
+
+def _cannot_listen(host: str, port: int, e: OSError) -> UserError:
+    return UserError(
+        f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port or --host"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             "this address use the model; set --api-key or serve behind a reverse proxy.",
             file=sys.stderr,
         )
-    sock = listening_socket(args.host, args.port)
+    sock = bound_socket(args.host, args.port)  # a taken port fails before the load
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     model, tokenizer = load(args.model, pick_device(args.device), family="gpt")
@@ -116,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         max_tokens_cap=args.max_tokens_cap,
     )
     host, port = sock.getsockname()[:2]
+    listen(sock, args.host, port)  # before the line below: a client may connect as it appears
     shown = f"[{host}]" if ":" in host else host
     print(
         f"serving {name!r} at http://{shown}:{port}/ (explorer) and http://{shown}:{port}/v1 "

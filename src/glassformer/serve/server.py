@@ -46,7 +46,7 @@ class BackgroundServer:
 
     def start(self) -> str:
         self.thread.start()
-        while not self.server.started:
+        while not self.server.started:  # set once its sockets listen: the url accepts
             if not self.thread.is_alive():
                 raise RuntimeError("the server did not start (see its log above)")
             self.thread.join(0.02)
