@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
+from glassformer.core.metrics import read_metrics
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
 from glassformer.models.lstm import LSTMConfig, LSTMLanguageModel
 from glassformer.train.config import DataConfig, RunConfig, TrainConfig
 from glassformer.train.lm import LanguageModelRun
-from glassformer.train.metrics import read_metrics
 from glassformer.train.optim import make_optimizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from glassformer.cli import main
-from glassformer.train.metrics import read_metrics
+from glassformer.core.metrics import read_metrics
 
 
 def printed_config(capsys, *args) -> dict:

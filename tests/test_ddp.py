@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from glassformer.train.metrics import read_metrics
+from glassformer.core.metrics import read_metrics
 
 pytestmark = pytest.mark.slow
 

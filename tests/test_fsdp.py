@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from glassformer import checkpoint
-from glassformer.train.metrics import read_metrics
+from glassformer.core.metrics import read_metrics
 
 pytestmark = pytest.mark.slow
 

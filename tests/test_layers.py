@@ -239,3 +239,28 @@ def test_serve_imports_only_what_generate_exports():
                 if rest not in generate.__all__:
                     found.append(f"{path.relative_to(SRC)}:{line} imports {name}")
     assert found == []
+
+
+def reachable(root: Path, start: str) -> set[str]:
+    """Every module that the modules under `start` (e.g. pkg.serve) import, at any depth."""
+    files = {module_name(f, root): f for f in sorted(root.rglob("*.py"))}
+    seen, todo = set(), [m for m in files if m == start or m.startswith(start + ".")]
+    while todo:
+        module = todo.pop()
+        if module in seen or module not in files:
+            continue
+        seen.add(module)
+        for _, target in imports_of(files[module], module, root.name):
+            while target not in files and "." in target:
+                target = target.rsplit(".", 1)[0]
+            todo.append(target)
+    return seen
+
+
+def test_the_server_and_the_views_never_import_the_trainer():
+    # inspect sits above train, but the explorer serves its views: a server that loads a
+    # model must not pull in the training loop (metrics.jsonl is read through core/metrics.py)
+    for unit in ("inspect", "serve"):
+        modules = reachable(SRC, f"glassformer.{unit}")
+        pulled = sorted(m for m in modules if unit_of(m, "glassformer") == "train")
+        assert not pulled, f"{unit} imports the trainer: {pulled}"

@@ -8,9 +8,10 @@ import sys
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from glassformer.core.metrics import read_metrics
 from glassformer.errors import UserError
 from glassformer.train.loggers import open_loggers
-from glassformer.train.metrics import MetricsLog, read_metrics
+from glassformer.train.metrics import MetricsLog
 
 RECORDS = [
     {"step": 1, "train_loss": 3.5, "lr": 1e-3, "tokens_per_s": 100.0},

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from glassformer.cli import main as cli_main
+from glassformer.core.metrics import read_metrics
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
 from glassformer.train.config import TrainConfig
-from glassformer.train.metrics import read_metrics
 from glassformer.train.muon import Muon, MuonWithAdamW, hidden_matrices, orthogonalize
 from glassformer.train.optim import make_optimizer
 

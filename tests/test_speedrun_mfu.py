@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from glassformer.cli import main as cli_main
+from glassformer.core.metrics import read_metrics
 from glassformer.models.config import GPTConfig
 from glassformer.models.gpt import GPT
 from glassformer.train import mfu
-from glassformer.train.metrics import read_metrics
 
 
 @pytest.mark.parametrize("tie", [True, False])

@@ -7,8 +7,8 @@ import torch
 
 import glassformer
 from glassformer.cli import main
+from glassformer.core.metrics import read_metrics
 from glassformer.train.data import Batches, split_ids
-from glassformer.train.metrics import read_metrics
 from glassformer.train.optim import learning_rate, param_groups
 from glassformer.train.presets import get_preset
 

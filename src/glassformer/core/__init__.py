@@ -7,4 +7,5 @@
 - `fields.py`        dataclass config fields with `--help` text, allowed values, type and range
 - `paths.py`         the cache folder
 - `weights.py`       safetensors weights in and out, checked tensor by tensor
+- `metrics.py`       a run's metrics.jsonl read back (the trainer writes it; views read it)
 """

@@ -32,12 +32,12 @@ import torch
 from tqdm.auto import tqdm
 
 from glassformer.core.files import atomic_write
+from glassformer.core.metrics import read_metrics
 from glassformer.errors import UserError
 from glassformer.experiments.report import write_plot, write_report
 from glassformer.experiments.stats import finite_or_none, summarize
 from glassformer.train.config import RunConfig
 from glassformer.train.lm import LanguageModelRun
-from glassformer.train.metrics import read_metrics
 from glassformer.train.presets import get_preset
 
 

@@ -1,11 +1,11 @@
 """Training curves from a run's `metrics.jsonl` (one JSON object per step; see
-train/metrics.py): train loss every step, validation loss at each evaluation, the learning
+core/metrics.py): train loss every step, validation loss at each evaluation, the learning
 rate schedule and the throughput."""
 
 from pathlib import Path
 
+from glassformer.core.metrics import read_metrics
 from glassformer.errors import UserError
-from glassformer.train.metrics import read_metrics
 
 SERIES = ("train_loss", "val_loss", "lr", "tokens_per_s")
 

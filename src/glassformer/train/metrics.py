@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from glassformer.core.files import atomic_write
+from glassformer.core.metrics import read_metrics
 from glassformer.train.loggers import Logger
 
 
@@ -35,11 +36,6 @@ class MetricsLog:
         self._file.close()
         for logger in self.loggers:
             logger.close()
-
-
-def read_metrics(path: Path) -> list[dict]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
 
 
 def plot_loss_curve(metrics_path: Path, png_path: Path) -> None:
