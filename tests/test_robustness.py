@@ -821,3 +821,41 @@ class _Payload:
 
     def __reduce__(self):
         return (os.system, ("touch pwned",))
+
+
+# -- issue 26's probe findings -----------------------------------------------------------------
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_before_any_work(world, tmp_path, capsys):
+    """D1: 10**11 sequences per step died in the allocator with a traceback and left the
+    output folder behind with an empty metrics.jsonl."""
+    out = tmp_path / "huge"
+    argv = ["train", "--preset", "tiny", "--data", world["corpus"], "--out", str(out),
+            "--train.batch_size", "100000000000", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert "100,000,000,000 sequences" in err[0] and "GiB of memory" in err[0], err
+    assert "lower --train.batch_size" in err[0]
+    assert not out.exists()
+
+
+def test_a_step_that_runs_out_of_memory_is_one_sentence_and_leaves_nothing(tmp_path):
+    """The allocator failing inside a step (a batch whose ids fit but whose activations do
+    not) is one sentence, and a new run that failed so leaves no metrics.jsonl."""
+    from glassformer.errors import UserError
+    from glassformer.train.config import TrainConfig
+    from glassformer.train.trainer import Trainer
+
+    def loss(model, batch):
+        raise RuntimeError(
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8000000 bytes."
+        )
+
+    model = torch.nn.Linear(2, 2)
+    cfg = TrainConfig(batch_size=2, max_steps=3, device="cpu", precision="fp32")
+    trainer = Trainer(model, cfg, lambda n, g: (torch.zeros(n, 2),), loss, tmp_path / "r",
+                      progress=False)  # fmt: skip
+    with pytest.raises(UserError, match="step 1 ran out of memory .*lower --train.batch_size"):
+        trainer.run()
+    assert list((tmp_path / "r").iterdir()) == []

@@ -10,6 +10,7 @@ targets the same window shifted by one.
 """
 
 import hashlib
+import os
 
 import numpy as np
 import torch
@@ -30,6 +31,31 @@ def cached_token_ids(text: str, tokenizer: Tokenizer, key: str) -> np.memmap:
         ids = np.asarray(tokenizer.encode_ordinary(text), dtype=dtype)  # specials as text
         atomic_write_bytes(path, ids.tobytes())
     return np.memmap(path, dtype=dtype, mode="r")
+
+
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_batch_fits(rows: int, block_size: int, itemsize: int, memory: int | None) -> None:
+    """Refuse a step whose token ids alone cannot fit in `memory` bytes, before allocating.
+
+    A step gathers `rows` windows of `block_size + 1` ids (in the memmap's dtype, then as
+    int64), plus one int64 start per row: a lower bound on what it needs, since the model's
+    activations come on top. 10**11 rows of 33 ids: 3.6e13 bytes, refused in one sentence
+    instead of a traceback from the allocator.
+    """
+    need = rows * ((block_size + 1) * (itemsize + 8) + 8)
+    if memory is not None and need > memory:
+        raise UserError(
+            f"a step of {rows:,} sequences of {block_size + 1} tokens (train.batch_size x "
+            f"train.grad_accum) needs {need / 2**30:,.1f} GiB for its token ids alone, more "
+            f"than this machine's {memory / 2**30:,.1f} GiB of memory; lower --train.batch_size"
+        )
 
 
 class Batches:

@@ -31,7 +31,13 @@ from glassformer.models.registry import build
 from glassformer.nn.lora import merged_copy
 from glassformer.train.config import RunConfig
 from glassformer.train.corpus import read_corpus
-from glassformer.train.data import Batches, cached_token_ids, split_ids
+from glassformer.train.data import (
+    Batches,
+    cached_token_ids,
+    check_batch_fits,
+    machine_memory,
+    split_ids,
+)
 from glassformer.train.finetune import FinetuneConfig, load_pretrained, tokenizer_key
 from glassformer.train.mfu import flops_per_token, matmul_peak
 from glassformer.train.trainer import Trainer
@@ -125,6 +131,9 @@ class LanguageModelRun:
         if model_config is not None:
             cfg.model = model_config(cfg)
         window = finetune.context if finetune is not None else cfg.model.block_size
+        rows = cfg.train.grad_accum * cfg.train.batch_size  # every process draws a whole step
+        itemsize = 2 if self.tokenizer.vocab_size <= 2**16 else 4
+        check_batch_fits(rows, window, itemsize, machine_memory())  # before any allocation
         ids = cached_token_ids(text, self.tokenizer, key)
         train_ids, val_ids = split_ids(ids, cfg.data.val_fraction, window)
         self.train_batches = Batches(train_ids, window)

@@ -73,6 +73,12 @@ def describe(record: dict) -> str:
     return " | ".join(shown)
 
 
+def _out_of_memory(e: RuntimeError) -> bool:
+    """An allocation that failed: torch's OutOfMemoryError (CUDA, MPS) or the CPU allocator's."""
+    text = str(e)
+    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in text
+
+
 class _InterruptFlag:
     """First Ctrl-C: finish the current step, checkpoint, stop. Second: stop at once."""
 
@@ -275,6 +281,24 @@ class Trainer:
             disable=None if show else True,
             file=sys.stderr,
         )
+        try:
+            result = self._loop(metrics, bar, stop_after)
+        except BaseException:
+            bar.close()
+            if metrics:
+                metrics.close()
+                if self.saved_step is None:  # a new run stopped before its first checkpoint:
+                    metrics.path.unlink(missing_ok=True)  # no records of steps that left none
+            raise
+        bar.close()
+        if metrics:
+            metrics.close()
+            plot_loss_curve(self.out_dir / "metrics.jsonl", self.out_dir / "loss.png")
+        self.dist.barrier()
+        return result
+
+    def _loop(self, metrics, bar, stop_after: int | None) -> TrainResult:
+        cfg = self.cfg
         start_step, train_time, tokens = self.step, 0.0, 0
         loss, interrupted = float("nan"), False
         self.model.train()
@@ -284,7 +308,16 @@ class Trainer:
                 if cfg.time_budget:
                     progress = max(progress, self.elapsed / cfg.time_budget)
                 t0 = time.perf_counter()
-                loss = self.train_step(learning_rate(cfg, self.step, progress))
+                try:
+                    loss = self.train_step(learning_rate(cfg, self.step, progress))
+                except RuntimeError as e:  # torch.OutOfMemoryError is one too
+                    if not _out_of_memory(e):
+                        raise
+                    raise UserError(
+                        f"step {self.step + 1} ran out of memory (train.batch_size "
+                        f"{cfg.batch_size} x train.grad_accum {cfg.grad_accum} sequences); "
+                        "lower --train.batch_size"
+                    ) from None
                 dt = time.perf_counter() - t0
                 train_time += dt
                 self.elapsed += dt
@@ -318,11 +351,6 @@ class Trainer:
                     metrics.write(record)
                 if stopping:
                     break
-        bar.close()
-        if metrics:
-            metrics.close()
-            plot_loss_curve(self.out_dir / "metrics.jsonl", self.out_dir / "loss.png")
-        self.dist.barrier()
         finished = self.step >= cfg.max_steps or self._out_of_time()
         tok_s = tokens / train_time if train_time else 0.0
         return TrainResult(self.step, loss, self.evaluation, tok_s, interrupted, finished)
