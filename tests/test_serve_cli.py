@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 import torch
 
 from glassformer import GPT, GPTConfig
@@ -60,3 +61,36 @@ def test_public_host_without_key_warns_and_a_busy_port_is_one_sentence(tmp_path,
 def test_bad_limits_are_user_errors(tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path), "--max-batch", "0"]) == 2
     assert "--max-batch must be at least 1" in capsys.readouterr().err
+
+
+def test_cors_and_decode_dtype_reach_the_app(tmp_path, monkeypatch, capsys):
+    """`--cors` lets that origin's preflight through (and no other), `--decode-dtype` makes
+    the worker decode on a copy in that dtype; checked on the app the command would serve."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    ckpt = _checkpoint(tmp_path / "tiny")
+    seen = {}
+
+    def serve(self, sockets=None):  # instead of serving: look at the app it was given
+        app = self.config.app
+        seen["engine"] = app.state.glassformer.worker.engine
+        with TestClient(app) as client:
+            for origin in ("http://good.example", "http://evil.example"):
+                r = client.options(
+                    "/v1/completions",
+                    headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+                )
+                seen[origin] = r.headers.get("access-control-allow-origin")
+
+    monkeypatch.setattr(uvicorn.Server, "run", serve)
+    args = ["serve", "--model", str(ckpt), "--port", "0", "--cors", "http://good.example"]
+    assert main([*args, "--decode-dtype", "bfloat16"]) == 0
+    assert seen["http://good.example"] == "http://good.example"
+    assert seen["http://evil.example"] is None
+    decoder = seen["engine"].ctx.decode_model
+    assert decoder is not None and next(decoder.parameters()).dtype == torch.bfloat16
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # argparse's choices: one line, status 2
+        main(["serve", "--model", str(ckpt), "--decode-dtype", "int3"])
+    assert exit_.value.code == 2 and "--decode-dtype" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from glassformer.errors import UserError
+from glassformer.generate.options import DECODE_DTYPES
 
 BACKLOG = 2048  # uvicorn's default: connections queued before the loop accepts them
 
@@ -53,6 +54,22 @@ def add_parser(sub) -> None:
         default=1024,
         metavar="N",
         help="the largest max_tokens a request may ask for",
+    )
+    p.add_argument(
+        "--cors",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let a web page from ORIGIN (e.g. http://localhost:3000) call the API from a "
+        "browser (repeatable; default: none, same-origin only)",
+    )
+    p.add_argument(
+        "--decode-dtype",
+        choices=DECODE_DTYPES,
+        default=None,
+        help="run the one-token decode steps on a copy of the weights in this dtype (bfloat16, "
+        "or int8 / int4 weight-only; CPU kernels); fewer bytes read per token, rounded logits "
+        "(default: the model's own weights)",
     )
     p.add_argument("--access-log", action="store_true", help="log a line per request")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -129,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         max_batch=args.max_batch,
         max_tokens_cap=args.max_tokens_cap,
+        cors=args.cors,
+        decode_dtype=args.decode_dtype,
     )
     host, port = sock.getsockname()[:2]
     listen(sock, args.host, port)  # before the line below: a client may connect as it appears
