@@ -859,3 +859,50 @@ def test_a_step_that_runs_out_of_memory_is_one_sentence_and_leaves_nothing(tmp_p
     with pytest.raises(UserError, match="step 1 ran out of memory .*lower --train.batch_size"):
         trainer.run()
     assert list((tmp_path / "r").iterdir()) == []
+
+
+def _saved_run(world, out: Path) -> dict[str, bytes]:
+    """A tiny char-level run saved at step 2 of 6; returns its files' bytes."""
+    base = ["train", "--preset", "tiny", "--data", world["corpus"], "--out", str(out), *RUN]
+    assert main([*base, "--max-steps", "6", "--stop-after", "2"]) == 0
+    return {f.name: f.read_bytes() for f in out.iterdir()}
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--tokenizer", "bpe"],
+        ["--vocab-size", "300"],
+        ["--model.n_layer", "3"],
+        ["--model.vocab_size", "5"],
+    ],  # fmt: skip
+    ids=lambda flags: flags[0],
+)
+def test_a_resume_that_would_change_the_model_or_tokenizer_is_refused(
+    world, tmp_path, capsys, flags
+):
+    """D2: `--resume --tokenizer bpe` on a char run exited 0, trained on with the char
+    tokenizer and wrote data.tokenizer "bpe" into config.json."""
+    out = tmp_path / "run"
+    before = _saved_run(world, out)
+    capsys.readouterr()
+    code = main(["train", "--out", str(out), "--resume", "--data", world["corpus"], *RUN, *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0], err
+    assert f"{flags[0]} {flags[1]} differs from the run in {out}" in err[0], err
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
+def test_a_vocab_size_that_contradicts_the_tokenizer_is_refused(world, tmp_path, capsys):
+    """D3: `--model.vocab_size 5` was replaced by the tokenizer's size without a word."""
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "tiny", "--data", world["corpus"], "--out", str(out), *RUN,
+            "--model.vocab_size", "5"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--model.vocab_size 5 contradicts the tokenizer" in err[0], err
+    assert not out.exists()
+    chars = len(set(TEXT))  # the tokenizer's own size is accepted
+    argv[-1] = str(chars)
+    assert main([*argv, "--max-steps", "1"]) == 0
+    assert json.loads((out / "config.json").read_text())["model"]["vocab_size"] == chars

@@ -26,6 +26,8 @@ SHORTHANDS = {
     ("train", "seed"): "seed",
     ("train", "log"): "log",
 }
+# settings a resumed run cannot change (besides every --model.FIELD): they shape the model
+FIXED_ON_RESUME = {("data", "tokenizer"), ("data", "vocab_size")}
 
 
 def _positive_int(text: str) -> int:
@@ -119,7 +121,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", metavar="DIR", help="checkpoint folder (default: runs/PRESET)")
     p.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint (its model and tokenizer: a "
+        "--model.* or --tokenizer / --vocab-size that differs from them is refused)",
     )
     p.add_argument("--seed", type=int, help="random seed")
     ft = p.add_argument_group("fine-tuning (docs/finetune.md)")
@@ -175,12 +180,38 @@ def build_config(args: argparse.Namespace, out_dir: Path) -> RunConfig:
         cfg = get_preset(args.preset)
     if args.config:
         cfg = read_config_file(args.config, cfg)
+    if args.resume:
+        _refuse_model_changes(args, cfg, out_dir)
     for (section, name), dest in SHORTHANDS.items():
         value = getattr(args, dest)
         if value is not None:
             setattr(getattr(cfg, section), name, value)
     apply_overrides(cfg, args)
     return cfg
+
+
+def _given(args: argparse.Namespace):
+    """(section, field, flag, value) of every setting given on the command line."""
+    for (section, name), dest in SHORTHANDS.items():
+        if getattr(args, dest) is not None:
+            yield section, name, "--" + dest.replace("_", "-"), getattr(args, dest)
+    for key, value in vars(args).items():
+        if key.startswith("cfg__") and value is not None:
+            _, section, name = key.split("__")
+            yield section, name, f"--{section}.{name}", value
+
+
+def _refuse_model_changes(args: argparse.Namespace, saved: RunConfig, out_dir: Path) -> None:
+    """A resumed run keeps its model and its tokenizer: a flag that would change them is
+    refused (the run would go on with the saved ones while config.json claimed the new)."""
+    for section, name, flag, value in _given(args):
+        fixed = section == "model" or (section, name) in FIXED_ON_RESUME
+        was = getattr(getattr(saved, section), name, None)
+        if fixed and value != was:
+            raise UserError(
+                f"{flag} {value} differs from the run in {out_dir} ({was}): a resumed run keeps "
+                f"its model and tokenizer; drop {flag}, or train a new run with another --out"
+            )
 
 
 def _finetune_config(args: argparse.Namespace, out_dir: Path):
@@ -238,7 +269,12 @@ def _train(args: argparse.Namespace, cfg: RunConfig, out_dir: Path) -> int:
             file=sys.stderr,
         )
     lm = LanguageModelRun(
-        cfg, out_dir, resume=args.resume, progress=not args.quiet, finetune=finetune
+        cfg,
+        out_dir,
+        resume=args.resume,
+        progress=not args.quiet,
+        finetune=finetune,
+        vocab_size=args.cfg__model__vocab_size,
     )
     n = lm.model.num_params()
     corpus = cfg.data.path or "the embedded Python docs"

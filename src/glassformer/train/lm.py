@@ -100,7 +100,8 @@ class LanguageModelRun:
     `on_eval(run) -> dict` adds numbers to each evaluation; `model_config(cfg)` replaces
     `cfg.model` once the vocabulary is known (the rnn experiment: an LSTM as big as the GPT).
     `finetune` starts from a pretrained model and its tokenizer instead (finetune.py); the
-    windows are then `finetune.context` tokens long.
+    windows are then `finetune.context` tokens long. `vocab_size`, where the user asked for
+    one, must be the tokenizer's (it is set from the tokenizer, never silently replaced).
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class LanguageModelRun:
         on_eval: Callable[["LanguageModelRun"], dict] | None = None,
         model_config: Callable[[RunConfig], object] | None = None,
         finetune: FinetuneConfig | None = None,
+        vocab_size: int | None = None,
     ):
         self.cfg, self.out_dir, self.on_eval = cfg, Path(out_dir), on_eval
         self.finetune = finetune
@@ -126,6 +128,12 @@ class LanguageModelRun:
             cfg.model, key = pretrained.config, tokenizer_key(self.tokenizer)
         else:
             self.tokenizer, key = build_tokenizer(cfg.data, text)
+        if vocab_size is not None and vocab_size != self.tokenizer.vocab_size:
+            raise UserError(
+                f"--model.vocab_size {vocab_size} contradicts the tokenizer, which has "
+                f"{self.tokenizer.vocab_size} tokens: the model's vocabulary is the tokenizer's; "
+                "drop --model.vocab_size (a BPE tokenizer's size is --vocab-size)"
+            )
         if pretrained is None:
             cfg.model.vocab_size = self.tokenizer.vocab_size
         if model_config is not None:
