@@ -53,6 +53,16 @@ def test_attention_view_holds_the_cached_patterns(model_and_tok):
         attention_view(model, tok, TEXT, head=5)
 
 
+def test_logit_lens_layer_shows_that_layer_only(model_and_tok):
+    """D4: --layer was ignored by the logit lens (the page byte-identical without it)."""
+    model, tok = model_and_tok
+    whole = logit_lens_view(model, tok, TEXT, top=3)
+    one = logit_lens_view(model, tok, TEXT, top=3, layer=0)
+    assert one["rows"] == [whole["rows"][1]] and one["rows"][0]["layer"] == "block 0"
+    with pytest.raises(UserError, match="--layer 2 does not exist"):
+        logit_lens_view(model, tok, TEXT, layer=2)
+
+
 def test_logit_lens_last_row_is_the_model_prediction(model_and_tok):
     model, tok = model_and_tok
     view = logit_lens_view(model, tok, TEXT, top=3)
@@ -198,6 +208,8 @@ def test_cli_writes_a_png(view, run_dir, tmp_path, capsys):
     [
         (["attention"], "needs a text"),
         (["attention", "--text", "x", "--layer", "7"], "--layer 7 does not exist"),
+        (["logit-lens", "--text", "x", "--layer", "99"], "--layer 99 does not exist"),
+        (["logit-lens", "--text", "x", "--layer", "-1"], "--layer -1 does not exist"),
         (["attention", "--text", "x", "--out", "/no/such/dir/a.html"], "does not exist"),
         (["next-token", "--text", "x", "--top-p", "1.5"], "--top-p"),
         (["tokens", "--text", "x", "--sentences"], "--sentences only"),

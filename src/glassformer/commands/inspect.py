@@ -59,7 +59,12 @@ def add_parser(sub) -> None:
         help="attention of a vision transformer (train --task digits): a digits test image "
         "by index (0..359) or an .npy file of an 8x8 array of values 0..16",
     )
-    p.add_argument("--layer", type=int, metavar="L", help="only this layer (neurons: default 0)")
+    p.add_argument(
+        "--layer",
+        type=int,
+        metavar="L",
+        help="only this layer (attention, logit-lens; neurons: default 0)",
+    )
     p.add_argument("--head", type=int, metavar="H", help="only this attention head")
     p.add_argument(
         "--neuron",
@@ -167,7 +172,7 @@ def build_view(args: argparse.Namespace) -> dict:
     if args.view == "logit-lens":
         from glassformer.inspect.logit_lens import logit_lens_view
 
-        return logit_lens_view(model, tokenizer, text, min(args.top, 10))
+        return logit_lens_view(model, tokenizer, text, min(args.top, 10), args.layer)
     if args.view == "next-token":
         from glassformer.inspect.next_token import next_token_view
 
