@@ -14,13 +14,17 @@ Parameters this server does not know are ignored, as OpenAI's API ignores them.
 """
 
 import json
+import logging
 from dataclasses import fields
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from glassformer.generate import DEFAULTS, GenerationOptions, OptionError, text_options
 from glassformer.serve.errors import APIError
 
+# the server's log (uvicorn's): one line for a client that left mid-body, never a traceback
+LOG = logging.getLogger("uvicorn.error")
 # a body over the limit is read (and thrown away) up to this size before the 413, so that a
 # client still sending it gets the answer instead of a reset connection
 DRAIN_LIMIT = 64 * 2**20
@@ -50,15 +54,23 @@ async def read_json(request: Request, max_body: int) -> dict:
     declared = request.headers.get("content-length", "")
     too_big = declared.isdigit() and int(declared) > max_body
     body, total = bytearray(), 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > max_body:
-            too_big = True
-        if too_big:
-            if total > DRAIN_LIMIT:
-                break
-            continue
-        body += chunk
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > max_body:
+                too_big = True
+            if too_big:
+                if total > DRAIN_LIMIT:
+                    break
+                continue
+            body += chunk
+    except ClientDisconnect:  # nobody is left to answer: one line in the log, no traceback
+        client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+        LOG.warning(
+            "%s closed the connection after %d of %s bytes of its %s body",
+            client, total, declared or "?", request.url.path,
+        )  # fmt: skip
+        raise APIError(400, "the client closed the connection before its body ended") from None
     if too_big:
         raise APIError(
             413,
