@@ -117,7 +117,8 @@ def test_full_finetune_of_our_checkpoint_lowers_val_loss_and_resumes(tmp_path, s
     }  # fmt: skip
     assert meta["model"] == checkpoint.read_meta(tmp_path / "base")["model"]  # its architecture
     # a full fine-tune is an ordinary run: it resumes
-    rc = main(["train", "--out", str(tmp_path / "ft"), "--resume", "--max-steps", "14", "--quiet"])
+    rc = main(["train", "--out", str(tmp_path / "ft"), "--resume", "--data", str(shakespeare),
+               "--max-steps", "14", "--quiet"])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     last = (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()[-1]
     assert json.loads(last)["step"] == 14

@@ -79,7 +79,8 @@ def test_an_fsdp_run_resumes_exactly_under_tensor_parallelism(one_process):
                   "--stop-after", "5", processes=2)  # fmt: skip
     assert first.returncode == 0, first.stderr[-3000:]
     assert len(losses(out)) == 5
-    rest = train(out, "--resume", "--quiet", "--train.parallel", "tp", processes=2)
+    rest = train(out, "--resume", "--data", str(corpus), "--quiet", "--train.parallel", "tp",
+                 processes=2)  # fmt: skip
     assert rest.returncode == 0, rest.stderr[-3000:]
     one, resumed = losses(root / "one"), losses(out)
     assert len(resumed) == 10

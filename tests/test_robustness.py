@@ -581,8 +581,8 @@ STEPS = 30
 
 
 def _train_argv(out: Path, corpus: str, resume: bool) -> list[str]:
-    if resume:
-        return ["train", "--out", str(out), "--resume", "--quiet"]
+    if resume:  # the corpus named again: a checkpoint never picks a file to read
+        return ["train", "--out", str(out), "--resume", "--data", corpus, "--quiet"]
     return ["train", "--preset", "tiny", "--data", corpus, "--out", str(out),
             "--max-steps", str(STEPS), *RUN]  # fmt: skip
 
@@ -706,7 +706,8 @@ def test_divergence_stops_in_one_sentence_and_keeps_the_last_checkpoint(world, t
     assert main([*base, "--max-steps", "6", "--stop-after", "2"]) == 0
     kept = {f.name: f.read_bytes() for f in out.iterdir() if f.name != "metrics.jsonl"}
     capsys.readouterr()
-    resumed = ["train", "--out", str(out), "--resume", "--quiet", "--train.lr", "1e30"]
+    resumed = ["train", "--out", str(out), "--resume", "--data", world["corpus"], "--quiet",
+               "--train.lr", "1e30"]  # fmt: skip
     assert main(resumed) == 2
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]  # after the "training a ... GPT" line
@@ -745,7 +746,8 @@ def test_a_second_run_on_the_same_folder_is_refused(forks, world, tmp_path, caps
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.join()
-    assert main(["train", "--out", str(out), "--resume", "--quiet", "--max-steps", "1"]) == 2
+    resume = ["train", "--out", str(out), "--resume", "--data", world["corpus"], "--quiet"]
+    assert main([*resume, "--max-steps", "1"]) == 2
     assert "already finished" in capsys.readouterr().err  # the lock went with the process
 
 
@@ -808,7 +810,8 @@ def test_crafted_trainer_states_are_refused_before_use(world, tmp_path, capsys):
         before = _tree(folder)
         capsys.readouterr()
         with _watchdog(60):
-            code = main(["train", "--out", str(folder), "--resume", "--quiet"])
+            code = main(["train", "--out", str(folder), "--resume", "--data", world["corpus"],
+                         "--quiet"])  # fmt: skip
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2, (name, err)
         assert len(err) == 1 and "Traceback" not in err[0], (name, err)
@@ -906,3 +909,35 @@ def test_a_vocab_size_that_contradicts_the_tokenizer_is_refused(world, tmp_path,
     argv[-1] = str(chars)
     assert main([*argv, "--max-steps", "1"]) == 0
     assert json.loads((out / "config.json").read_text())["model"]["vocab_size"] == chars
+
+
+def test_resume_reads_no_file_the_checkpoint_names_and_quotes_none(
+    world, tmp_path, capsys, monkeypatch
+):
+    """D6: a config.json whose data.path named another file made --resume read that file
+    (and its error quoted a character of it)."""
+    out = tmp_path / "run"
+    _saved_run(world, out)
+    meta = json.loads((out / "config.json").read_text())
+    meta["data"]["path"] = world["secret"]
+    (out / "config.json").write_text(json.dumps(meta))
+    step = json.loads((out / MANIFEST).read_text())["step"]
+    (out / MANIFEST).write_text(json.dumps(describe_files(out, step)))  # resealed
+    before = _tree(out)
+    opened = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda p: opened.append(str(p)) or real(p))
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", *RUN]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "name it with --data to resume" in err[0], err
+    assert world["secret"] not in opened and "the secret" not in err[0]
+    assert _tree(out) == before
+    # a corpus with characters the run's tokenizer lacks: refused without quoting them
+    other = tmp_path / "other.txt"
+    other.write_text("§§ the quick brown fox ¶¶\n" * 40)
+    assert main(["train", "--out", str(out), "--resume", "--data", str(other), *RUN]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not the corpus the run trained on" in err[0], err
+    assert "§" not in err[0] and "¶" not in err[0]
+    assert _tree(out) == before

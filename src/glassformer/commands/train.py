@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -124,7 +125,8 @@ def add_parser(sub) -> None:
         "--resume",
         action="store_true",
         help="continue the run in --out from its last checkpoint (its model and tokenizer: a "
-        "--model.* or --tokenizer / --vocab-size that differs from them is refused)",
+        "--model.* or --tokenizer / --vocab-size that differs from them is refused); a run "
+        "trained on a corpus file needs --data again: a checkpoint never picks a file to read",
     )
     p.add_argument("--seed", type=int, help="random seed")
     ft = p.add_argument_group("fine-tuning (docs/finetune.md)")
@@ -262,6 +264,13 @@ def _train(args: argparse.Namespace, cfg: RunConfig, out_dir: Path) -> int:
     from glassformer.train.lm import LanguageModelRun
 
     finetune = _finetune_config(args, out_dir)
+    if args.resume and cfg.data.path and args.data is None and args.cfg__data__path is None:
+        # a checkpoint never names a file to read: a crafted config.json made --resume read
+        # (and quote) any file; the corpus is the one the user names
+        raise UserError(
+            f"{out_dir} was trained on a corpus file, which a checkpoint never picks for you; "
+            f"name it with --data to resume (its config.json records {cfg.data.path[:200]!r})"
+        )
     if not args.resume and (out_dir / "trainer_state.pt").exists():
         print(
             f"note: starting a new run in {out_dir}, replacing the checkpoint there "
@@ -302,9 +311,10 @@ def _train(args: argparse.Namespace, cfg: RunConfig, out_dir: Path) -> int:
     if not dist.is_main:
         return 0
     if result.interrupted:
+        data = f" --data {shlex.quote(cfg.data.path)}" if cfg.data.path else ""
         print(
             f"interrupted at step {result.step}; the checkpoint in {out_dir} is complete; "
-            f"continue with: glassformer train --out {out_dir} --resume"
+            f"continue with: glassformer train --out {out_dir} --resume{data}"
             if finetune is None or not finetune.lora
             else f"interrupted at step {result.step}; {out_dir} holds the adapters merged so far;"
             f" go on with: glassformer train --init-from {out_dir} --lora-rank "

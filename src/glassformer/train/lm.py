@@ -142,7 +142,17 @@ class LanguageModelRun:
         rows = cfg.train.grad_accum * cfg.train.batch_size  # every process draws a whole step
         itemsize = 2 if self.tokenizer.vocab_size <= 2**16 else 4
         check_batch_fits(rows, window, itemsize, machine_memory())  # before any allocation
-        ids = cached_token_ids(text, self.tokenizer, key)
+        try:
+            ids = cached_token_ids(text, self.tokenizer, key)
+        except UserError:
+            if not resume:
+                raise
+            # the run's char tokenizer lacks a character of this corpus: never quote it
+            raise UserError(
+                f"{cfg.data.path or 'the corpus'} holds characters that the tokenizer of the "
+                f"run in {self.out_dir} does not know, so it is not the corpus the run trained "
+                "on; pass --data that corpus"
+            ) from None
         train_ids, val_ids = split_ids(ids, cfg.data.val_fraction, window)
         self.train_batches = Batches(train_ids, window)
         self.val_batches = Batches(val_ids, window)
