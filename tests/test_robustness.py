@@ -941,3 +941,83 @@ def test_resume_reads_no_file_the_checkpoint_names_and_quotes_none(
     assert len(err) == 1 and "not the corpus the run trained on" in err[0], err
     assert "§" not in err[0] and "¶" not in err[0]
     assert _tree(out) == before
+
+
+@pytest.mark.parametrize("lr", ["10", "1e3"])
+def test_an_exploding_loss_stops_the_run_and_saves_nothing(world, tmp_path, capsys, lr):
+    """The guard caught only NaN / infinity: lr 10 on the tiny preset went 3.4 -> 285 and
+    saved a model as good as random (the probe's lr 1e3: validation loss 7.2e8)."""
+    fresh = tmp_path / "fresh"
+    argv = ["train", "--preset", "tiny", "--data", world["corpus"], "--out", str(fresh),
+            "--quiet", "--train.precision", "fp32", "--train.lr", lr]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("glassformer: error: training diverged at step "), err
+    assert "times the training loss's running median" in err, err
+    assert f"learning rate {float(lr):.3g}" in err, err
+    assert "no checkpoint was written" in err
+    assert sorted(f.name for f in fresh.iterdir()) == ["metrics.jsonl"]  # step 1's record
+    # resumed from a good checkpoint: stops at once, every file of the folder as it was
+    out = tmp_path / "run"
+    kept = _saved_run(world, out)
+    capsys.readouterr()
+    resumed = ["train", "--out", str(out), "--resume", "--data", world["corpus"], *RUN,
+               "--train.lr", lr, "--train.warmup_steps", "0"]  # fmt: skip
+    assert main(resumed) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "training diverged at step 3: the evaluation's eval_train_loss" in err, err
+    assert "checkpoint of step 2" in err, err
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == kept
+
+
+def _synthetic(tmp_path, losses, **cfg):
+    """A Trainer whose step losses are `losses` (one parameter, so an update happens)."""
+    from glassformer.train.config import TrainConfig
+    from glassformer.train.trainer import Trainer
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    values = iter(losses)
+
+    def loss(model, batch):
+        return model.weight.sum() * 0 + next(values)
+
+    fixed = {"batch_size": 1, "max_steps": len(losses), "eval_interval": 1, "device": "cpu",
+             "precision": "fp32", "warmup_steps": 0}  # fmt: skip
+    cfg = TrainConfig(**{**fixed, **cfg})
+    return Trainer(model, cfg, lambda n, g: (torch.zeros(n, 1),), loss, tmp_path / "r",
+                   progress=False, log=lambda msg: None)  # fmt: skip
+
+
+def test_a_loss_that_keeps_growing_stops_the_run(tmp_path):
+    """diverge_evals rising evaluations, to over 1.5x: stopped; a noisy flat loss is not."""
+    from glassformer.errors import UserError
+
+    growing = [2.0 * 1.2**i for i in range(20)]  # each step 20% above the last
+    with pytest.raises(UserError, match="training diverged at step 6: the mean training loss "
+                       "grew at 5 evaluations in a row, from 2 to 4.977"):  # fmt: skip
+        _synthetic(tmp_path / "a", growing).run()
+    rng = random.Random(0)
+    noisy = [2.0 + rng.uniform(-0.3, 0.3) for _ in range(400)]
+    assert _synthetic(tmp_path / "b", noisy).run().step == 400  # no false alarm
+    assert _synthetic(tmp_path / "c", growing, diverge_evals=0).run().step == 20  # off
+
+
+def test_skip_nonfinite_skips_a_bad_batch_and_counts_it(tmp_path):
+    from glassformer.errors import UserError
+
+    losses = [1.0, 1.0, math.nan, 1.0, math.inf, 1.0]
+    with pytest.raises(UserError, match="training diverged at step 3: the training loss became"):
+        _synthetic(tmp_path / "a", losses).run()
+    trainer = _synthetic(tmp_path / "b", losses, skip_nonfinite=True)
+    logged = []
+    trainer.log = logged.append
+    before = trainer.model.weight.detach().clone()
+    result = trainer.run()
+    assert result.step == 6 and result.skipped == 2
+    assert torch.isfinite(trainer.model.weight).all() and not trainer.model.weight.equal(before)
+    assert [m for m in logged if "skipped" in m] == [
+        "step 3: skipped, its training loss was nan (--train.skip_nonfinite; 1 skipped so far)",
+        "step 5: skipped, its training loss was inf (--train.skip_nonfinite; 2 skipped so far)",
+    ]
+    records = [json.loads(line) for line in (tmp_path / "b" / "r" / "metrics.jsonl").open()]
+    assert [r.get("skipped_steps", 0) for r in records] == [0, 0, 1, 1, 2, 2]

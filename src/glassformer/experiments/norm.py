@@ -4,8 +4,9 @@ Pre-norm (x + f(norm(x))) keeps an untouched residual path from the embeddings t
 post-norm (norm(x + f(x)), the original transformer) puts a norm on that path after every
 sublayer, which is known to make deep models hard to train without a long warmup; no norm at
 all leaves the scale of the residual stream to the weights. Each is trained at two depths and
-two peak learning rates. A run whose loss becomes NaN or infinite has diverged: that is
-recorded as a result, not an error.
+two peak learning rates. A run whose loss becomes NaN or infinite, or explodes or keeps
+growing (the trainer's divergence guard), has diverged: that is recorded as a result, not an
+error.
 """
 
 from glassformer.experiments.runner import Experiment, Variant, base_config

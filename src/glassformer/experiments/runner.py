@@ -227,11 +227,12 @@ def _one_run(exp: Experiment, variant: Variant, cfg: RunConfig, run_dir: Path) -
     diverged = None
     try:
         lm.run()
-    except UserError as e:  # the trainer's only UserError inside run(): a non-finite loss
-        if not exp.expect_divergence:
+    except UserError as e:  # the trainer's only UserError inside run(): divergence (a
+        if not exp.expect_divergence:  # non-finite or exploding loss, train/trainer.py)
             raise
         diverged = str(e)
-    records = read_metrics(run_dir / "metrics.jsonl")
+    path = run_dir / "metrics.jsonl"  # absent if the very first step diverged
+    records = read_metrics(path) if path.exists() else []
     evals = [r for r in records if "val_loss" in r]
     curve = [{k: v for k, v in r.items() if k not in ("lr", "tokens_per_s")} for r in evals]
     last = records[-1] if records else {"step": 0, "elapsed_s": 0.0}

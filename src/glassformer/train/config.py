@@ -58,6 +58,24 @@ class TrainConfig:
     grad_clip: float = option(
         1.0, "clip the global gradient norm to this (0: no clipping)", range="[0, inf)"
     )
+    diverge_factor: float = option(
+        10.0,
+        "stop (saving nothing) when a step's training loss, or an evaluation's loss, exceeds "
+        "this many times the median of the last 50 steps' training losses and the run's first "
+        "loss (0: off; else above 1)",
+        range="[0, inf)",
+    )
+    diverge_evals: int = option(
+        5,
+        "stop (saving nothing) when the mean training loss between evaluations grew at this "
+        "many evaluations in a row, to over 1.5 times its value before them (0: off)",
+        range="[0, inf)",
+    )
+    skip_nonfinite: bool = option(
+        False,
+        "skip a step whose training loss is NaN or infinite (no update; each skip reported "
+        "and counted) instead of stopping the run",
+    )
     eval_interval: int = option(
         250, "evaluate (and checkpoint) every this many steps", range="[1, inf)"
     )
@@ -95,6 +113,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "train")  # types, finiteness, choices and the ranges above
+        if 0 < self.diverge_factor <= 1:  # every loss would exceed it
+            raise ValueError(
+                f"train.diverge_factor must be 0 (off) or above 1, got {self.diverge_factor}"
+            )
 
 
 @dataclass

@@ -27,8 +27,10 @@ stopped. The language-model run that drives this loop for `glassformer train` is
 
 import math
 import signal
+import statistics
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,6 +54,9 @@ from glassformer.train.optim import learning_rate, make_optimizer
 
 Batch = tuple[torch.Tensor, ...]
 STEP_KEYS = ("step", "train_loss", "lr", "tokens_per_s", "elapsed_s")  # in every record
+# the divergence guard (besides train.diverge_factor and train.diverge_evals)
+DIVERGE_WINDOW = 50  # steps whose training losses give the running median
+DIVERGE_GROWTH = 1.5  # how much the loss must have grown over diverge_evals rising evaluations
 
 
 @dataclass
@@ -62,6 +67,7 @@ class TrainResult:
     tokens_per_second: float
     interrupted: bool
     finished: bool  # max_steps or the time budget reached (not a Ctrl-C or `stop_after`)
+    skipped: int = 0  # steps skipped for a NaN / infinite loss (train.skip_nonfinite)
 
 
 def describe(record: dict) -> str:
@@ -149,6 +155,14 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.step, self.elapsed, self.tokens_per_s = 0, 0.0, 0.0
         self.evaluation: dict = {}  # the numbers of the last evaluate()
+        # the divergence guard: recent losses, the first one, the losses since the last
+        # evaluation and the means of the last evaluations; steps skipped (skip_nonfinite)
+        self._recent: deque[float] = deque(maxlen=DIVERGE_WINDOW)
+        self._first_loss: float | None = None
+        self._since_eval: list[float] = []
+        self._eval_means: deque[float] = deque(maxlen=cfg.diverge_evals + 1)
+        self.skipped = 0
+        self._recorded = 0  # metrics lines this run wrote
         self.saved_step: int | None = None  # the step of the last checkpoint
         if state is not None:
             self.load_state_dict(state)
@@ -235,12 +249,18 @@ class Trainer:
             weight = (hi - lo) / self.share  # a mean over the share's sequences
             (loss * weight).backward()
             total += loss.detach() * weight
+        self._tokens_per_step = batch_all[0].numel()  # all processes, all micro-batches
+        mean = None
+        if cfg.skip_nonfinite:  # the loss decides before the update (the same on every process)
+            mean = self.dist.mean(total).item()
+            if not math.isfinite(mean):
+                self.optimizer.zero_grad(set_to_none=True)  # skipped: no update
+                return mean
         if cfg.grad_clip > 0:
             self.dist.clip_grad_norm(list(self.model.parameters()), cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self._tokens_per_step = batch_all[0].numel()  # all processes, all micro-batches
-        return self.dist.mean(total).item()
+        return self.dist.mean(total).item() if mean is None else mean
 
     # -- the divergence guard -----------------------------------------------------------------
 
@@ -256,9 +276,49 @@ class Trainer:
         if self.saved_step is not None:
             kept = f"the checkpoint of step {self.saved_step} in {self.out_dir} is left as it was"
         return UserError(
-            f"training diverged at step {self.step}: {what} (learning rate {lr:.3g}); {kept}; "
-            "lower --train.lr or raise --train.warmup_steps"
+            f"training diverged at step {self.step}: {what}, most likely because the learning "
+            f"rate {lr:.3g} is too high; {kept}; lower --train.lr or raise --train.warmup_steps"
         )
+
+    def _guard_step(self, loss: float) -> None:
+        """A finite step loss against the running median of the last DIVERGE_WINDOW steps.
+
+        Armed from the second step of a run: a learning rate far too high blows the loss up
+        within the first steps (lr 10 on the tiny preset: 3.4, then 285), inside any warm-up.
+        The loss must also exceed the run's first loss, so a loss near zero (a classifier's)
+        that jumps to a small value is not taken for a divergence.
+        """
+        self._guard_loss(loss, f"the training loss {loss:.4g}")
+        if self._first_loss is None:
+            self._first_loss = loss
+        self._recent.append(loss)
+        self._since_eval.append(loss)
+
+    def _guard_loss(self, loss: float, what: str) -> None:
+        """Stop if `loss` (a step's, or an evaluation's: the weights after the update) exceeds
+        diverge_factor times the running median of the training loss and the first loss."""
+        k = self.cfg.diverge_factor
+        if k and self._recent:
+            median = statistics.median(self._recent)
+            if loss > k * median and loss > self._first_loss:
+                raise self._diverged(
+                    f"{what} is over {k:g} times the training loss's running median {median:.4g}"
+                )
+
+    def _guard_evaluation(self) -> None:
+        """The mean training loss since the last evaluation, against the last evaluations'."""
+        n = self.cfg.diverge_evals
+        if not self._since_eval:
+            return
+        means = self._eval_means
+        means.append(sum(self._since_eval) / len(self._since_eval))
+        self._since_eval = []
+        rising = all(b > a for a, b in zip(means, list(means)[1:], strict=False))
+        if n and len(means) == n + 1 and rising and means[-1] > DIVERGE_GROWTH * means[0]:
+            raise self._diverged(
+                f"the mean training loss grew at {n} evaluations in a row, from {means[0]:.4g} "
+                f"to {means[-1]:.4g}"
+            )
 
     def _out_of_time(self) -> bool:
         return bool(self.cfg.time_budget and self.elapsed >= self.cfg.time_budget)
@@ -287,8 +347,8 @@ class Trainer:
             bar.close()
             if metrics:
                 metrics.close()
-                if self.saved_step is None:  # a new run stopped before its first checkpoint:
-                    metrics.path.unlink(missing_ok=True)  # no records of steps that left none
+                if self.saved_step is None and not self._recorded:  # failed in its first step
+                    metrics.path.unlink(missing_ok=True)  # a new run leaves no empty records
             raise
         bar.close()
         if metrics:
@@ -322,7 +382,15 @@ class Trainer:
                 train_time += dt
                 self.elapsed += dt
                 self.step += 1
-                if not math.isfinite(loss):
+                if math.isfinite(loss):
+                    self._guard_step(loss)
+                elif cfg.skip_nonfinite:
+                    self.skipped += 1
+                    self.log(
+                        f"step {self.step}: skipped, its training loss was {loss} "
+                        f"(--train.skip_nonfinite; {self.skipped} skipped so far)"
+                    )
+                else:
                     raise self._diverged(f"the training loss became {loss}")
                 if not self._weights_finite():
                     raise self._diverged("the update made weights NaN or infinite")
@@ -335,6 +403,8 @@ class Trainer:
                     "tokens_per_s": round(self.tokens_per_s, 1),
                     "elapsed_s": round(self.elapsed, 3),
                 }
+                if self.skipped:
+                    record["skipped_steps"] = self.skipped
                 bar.update(1)
                 tok_s = f"{self.tokens_per_s / 1000:.1f}k"
                 bar.set_postfix(loss=f"{loss:.4f}", tok_s=tok_s, refresh=False)
@@ -346,14 +416,18 @@ class Trainer:
                     or (stop_after is not None and self.step - start_step >= stop_after)
                 )
                 if stopping or self.step % cfg.eval_interval == 0:
+                    self._guard_evaluation()  # before anything is saved
                     self._evaluate_and_save(record)
                 if metrics:
                     metrics.write(record)
+                    self._recorded += 1
                 if stopping:
                     break
         finished = self.step >= cfg.max_steps or self._out_of_time()
         tok_s = tokens / train_time if train_time else 0.0
-        return TrainResult(self.step, loss, self.evaluation, tok_s, interrupted, finished)
+        return TrainResult(
+            self.step, loss, self.evaluation, tok_s, interrupted, finished, self.skipped
+        )
 
     def _evaluate_and_save(self, record: dict) -> None:
         """Evaluate (the numbers also go into `record`), checkpoint, log one line."""
@@ -363,6 +437,8 @@ class Trainer:
         for name, value in self.evaluation.items():  # never save a diverged model
             if isinstance(value, float) and not math.isfinite(value):
                 raise self._diverged(f"the evaluation's {name} became {value}")
+            if name.endswith("loss") and isinstance(value, float):
+                self._guard_loss(value, f"the evaluation's {name} {value:.4g}")
         record.update(self.evaluation)
         self.save_checkpoint()
         self.dist.barrier()
