@@ -185,6 +185,59 @@ def test_chat_uses_the_models_template():
     assert r.usage.prompt_tokens == len(ids) == 25 and ids.count(96) == 2  # two <|im_start|>
 
 
+def test_echo_with_max_tokens_0_scores_the_prompt(client, model, tok):
+    prompt = "First Citizen: Before we proceed"
+    r = client.completions.create(
+        model="tiny", prompt=prompt, max_tokens=0, echo=True, logprobs=2, temperature=0
+    )
+    c = r.choices[0]
+    assert c.text == prompt and c.finish_reason == "length"
+    assert r.usage.completion_tokens == 0
+    ids = tok.encode(prompt)
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([ids]))
+    logp = torch.log_softmax(logits[0, :-1].float(), dim=-1)  # (T-1, V) the plain forward
+    expected = logp.gather(1, torch.tensor(ids[1:])[:, None])[:, 0].tolist()
+    lp = c.logprobs
+    assert lp.tokens == [tok.decode([i]) for i in ids]  # ASCII text: every token is whole
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None  # as OpenAI's
+    assert lp.token_logprobs[1:] == pytest.approx(expected, abs=1e-5)
+    for t, top in enumerate(lp.top_logprobs[1:]):
+        best = logp[t].topk(2).values.tolist()  # two ids may decode to one text: one key
+        assert max(top.values()) == pytest.approx(best[0], abs=1e-5) and len(top) <= 2
+    assert lp.text_offset == [len("".join(lp.tokens[:i])) for i in range(len(ids))]
+    plain = client.completions.create(model="tiny", prompt=ids, max_tokens=0, echo=True)
+    assert plain.choices[0].text == prompt and plain.choices[0].logprobs is None
+    assert (
+        client.completions.create(model="tiny", prompt=prompt, max_tokens=0).choices[0].text == ""
+    )
+
+
+def test_echo_puts_the_prompt_before_the_completion_streamed_or_not(client):
+    kw = dict(model="tiny", prompt="All: Speak", max_tokens=6, temperature=0, logprobs=1)
+    plain = client.completions.create(**kw).choices[0]
+    echo = client.completions.create(echo=True, **kw).choices[0]
+    assert echo.text == "All: Speak" + plain.text
+    n = len(echo.logprobs.tokens) - len(plain.logprobs.tokens)  # the prompt's tokens
+    assert echo.logprobs.token_logprobs[n:] == pytest.approx(plain.logprobs.token_logprobs)
+    assert echo.logprobs.text_offset[n] == len("All: Speak")
+    chunks = list(client.completions.create(echo=True, stream=True, **kw))
+    assert chunks[0].choices[0].text.startswith("All: Speak")  # the prompt goes out first
+    assert "".join(c.choices[0].text for c in chunks) == echo.text
+    streamed = [x for c in chunks if c.choices[0].logprobs for x in c.choices[0].logprobs.tokens]
+    assert streamed == echo.logprobs.tokens
+    offsets = [
+        x for c in chunks if c.choices[0].logprobs for x in c.choices[0].logprobs.text_offset
+    ]
+    assert offsets == echo.logprobs.text_offset
+
+
+def test_max_tokens_0_is_for_completions_only(server):
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}
+    r = httpx.post(server[0] + "/v1/chat/completions", json=body, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
+
+
 def test_token_id_prompts_and_several_prompts(client, tok):
     ids = tok.encode("All: Speak")
     a = client.completions.create(model="tiny", prompt=ids, max_tokens=8, temperature=0)
@@ -223,7 +276,6 @@ BAD = [
     ({"prompt": "All", "stop": 7}, 400, "stop"),
     ({"prompt": "All", "stream": "yes"}, 400, "stream"),
     ({"prompt": "All", "max_tokens": -3}, 400, "max_tokens"),
-    ({"prompt": "All", "max_tokens": 0}, 400, "max_tokens"),
     ({"prompt": "All", "max_tokens": 10**12}, 400, "max_tokens"),
     ({"prompt": "All", "temperature": -0.5}, 400, "temperature"),
     ({"prompt": "All", "top_p": 1.5}, 400, "top_p"),

@@ -73,6 +73,9 @@ class Row:
         self.parked: tuple[torch.Tensor, torch.Tensor, int] | None = None  # k, v, offset
         self.hidden: torch.Tensor | None = None  # (T, C) after the final norm, when asked
         self.inputs = inputs or {}  # per-row model inputs, e.g. an encoder's memory (S, C)
+        # k >= 0: score the tokens its next multi-token feed holds (`scores`); None: don't
+        self.score: int | None = None
+        self.scores: list[tuple[float, list[tuple[int, float]] | None]] = []
 
     @property
     def new(self) -> int:
@@ -107,6 +110,7 @@ class Context:
         self.cache = SlotCache(model, room=room, dtype=dtype)
         self.slotted: list[Row] = []  # slotted[i] is row i of the SlotCache
         self._states: torch.Tensor | None = None  # (B, T, C) of the last forward, if kept
+        self._full: torch.Tensor | None = None  # (B, T, V) of the last forward, if kept
         self.rows: list[Row] = []  # the rows of `ids`, in order (what logits() returns)
         for b in range(0 if ids is None else ids.size(0)):
             self.rows.append(self.add(ids[b, 0 if pad is None else int(pad[b]) :]))
@@ -220,7 +224,7 @@ class Context:
         for b, r in enumerate(rows):
             idx[b, int(pad[b]) :] = r.ids
         cache = KVCache.for_model(self.model, len(rows), T, pad)
-        logits, states = self._chunks(idx, cache, rows, hidden)
+        logits, states = self._chunks(idx, cache, rows, hidden, pad.tolist())
         for b, r in enumerate(rows):
             p = int(pad[b])
             r.fed = T - p
@@ -258,20 +262,50 @@ class Context:
             logits = self._run(model, row.ids[None, start:end], cache, [row], hidden)
         else:
             cache.to(next(self.model.parameters()).dtype)
-            logits, states = self._chunks(row.ids[None, start:end], cache, [row], hidden)
+            logits, states = self._chunks(row.ids[None, start:end], cache, [row], hidden, [0])
             if states is not None:
                 row.hidden = states[0]  # (end - start, C)
         row.fed = end
         return logits
 
-    def _chunks(self, idx: torch.Tensor, cache: KVCache, rows: list[Row], hidden: bool):
-        """Feed idx (B, T) in chunks of PREFILL_CHUNK: (logits (B, V), states (B, T, C) or None)."""
+    def _chunks(
+        self, idx: torch.Tensor, cache: KVCache, rows: list[Row], hidden: bool, pads: list[int]
+    ):
+        """Feed idx (B, T) in chunks of PREFILL_CHUNK: (logits (B, V), states (B, T, C) or None).
+        `pads`: each row's left padding. A row with `score` gets its fed tokens scored."""
         states = []
+        scoring = [b for b, r in enumerate(rows) if r.score is not None]
+        for b in scoring:
+            rows[b].scores = []
         with autocast(self.prefill_precision, idx.device):
             for a in range(0, idx.size(1), PREFILL_CHUNK):
-                logits = self._run(self.model, idx[:, a : a + PREFILL_CHUNK], cache, rows, hidden)
+                chunk = idx[:, a : a + PREFILL_CHUNK]
+                logits = self._run(self.model, chunk, cache, rows, hidden, bool(scoring))
                 states.append(self._states)
+                for b in scoring:
+                    self._score(rows[b], self._full[b], idx[b], a, pads[b])
+        self._full = None
         return logits, (torch.cat(states, dim=1) if hidden else None)
+
+    def _score(self, row: Row, logits: torch.Tensor, ids: torch.Tensor, a: int, pad: int) -> None:
+        """Add to `row.scores` log p(ids[t + 1] | ids[..t]) for the positions t of a chunk
+        (logits (C, V) from position a) that have a next token in `ids` (T,) and are not
+        padding, with the row's `score` most likely tokens at each (none for k = 0)."""
+        C, T = logits.size(0), ids.size(0)
+        lo, hi = max(a, pad), min(a + C, T - 1)  # positions t that predict a fed token
+        if hi <= lo:
+            return
+        logp = torch.log_softmax(logits[lo - a : hi - a].float(), dim=-1)  # (n, V)
+        chosen = logp.gather(1, ids[lo + 1 : hi + 1, None])[:, 0].tolist()
+        if row.score:
+            values, top = logp.topk(min(row.score, logp.size(-1)), dim=-1)
+            tops = [
+                list(zip(i, v, strict=True))
+                for i, v in zip(top.tolist(), values.tolist(), strict=True)
+            ]
+        else:
+            tops = [None] * len(chosen)
+        row.scores += list(zip(chosen, tops, strict=True))
 
     def _window(self, row: Row, hidden: bool) -> torch.Tensor:
         """No cache: run the model over what the row can see and return the last logits."""
@@ -282,25 +316,36 @@ class Context:
             window = row.ids[None]  # (1, N)
         else:
             window = row.ids[None, -self.block :]  # (1, ≤ block)
-        logits = self._run(self.model, window, cache, [row], hidden)
+        full = row.score is not None and row.fed == 0  # its prompt, scored
+        logits = self._run(self.model, window, cache, [row], hidden, full)
+        if full:
+            row.scores = []
+            self._score(row, self._full[0], window[0], 0, 0)
+            self._full = None
         row.fed = N
         return logits
 
-    def _run(self, model, ids: torch.Tensor, cache, rows: list[Row], hidden: bool):
+    def _run(self, model, ids: torch.Tensor, cache, rows: list[Row], hidden: bool, full=False):
         """The model on ids (B, T): the last position's logits (B, V) in fp32; with `hidden`,
-        `_states` holds the states after the final norm (B, T, C) and each row's `hidden`."""
+        `_states` holds the states after the final norm (B, T, C) and each row's `hidden`;
+        with `full`, `_full` holds every position's logits (B, T, V) (the LM head runs on
+        all T positions, not only the last: only a batch with a row that scores asks)."""
         inputs = {k: torch.stack([r.inputs[k] for r in rows]) for k in rows[0].inputs}
-        self._states = None
-        if not hidden:
+        self._states = self._full = None
+        if not hidden and not full:
             logits, _ = model(ids, cache=cache, last_only=True, **inputs)
             return logits[:, -1, :].float()
-        handle = model.hook_final.add_hook(self._keep)
+        handle = model.hook_final.add_hook(self._keep) if hidden else None
         try:
             logits, _ = model(ids, cache=cache, **inputs)
         finally:
-            handle.remove()
-        for r, h in zip(rows, self._states, strict=True):
-            r.hidden = h  # (T, C)
+            if handle is not None:
+                handle.remove()
+        if hidden:
+            for r, h in zip(rows, self._states, strict=True):
+                r.hidden = h  # (T, C)
+        if full:
+            self._full = logits
         return logits[:, -1, :].float()
 
     def _keep(self, x: torch.Tensor, name: str) -> None:

@@ -53,6 +53,12 @@ class Generation:
     `top_logprobs`: None for no log-probabilities, k >= 0 for the chosen token's and the k most
     likely ones'. `keep`: when it finishes, keep its cache (a conversation continues it with
     the next turn's tokens). `inputs`: per-sequence model inputs (an encoder's memory).
+
+    `prompt_logprobs`: k >= 0 to score the prompt: after its prefill, `prompt_scores` holds
+    (log p(prompt[i] | prompt[:i]), the k most likely tokens there and their log p, or None
+    for k = 0) for every prompt token after the first, from the prefill's full logits.
+    `prefill_only`: run the prompt and choose no token (finish "length" at once: a server's
+    max_tokens 0, when only the prompt's log-probabilities are wanted).
     """
 
     prompt: torch.Tensor  # (T,) ids
@@ -60,6 +66,8 @@ class Generation:
     generator: torch.Generator | None = None
     top_logprobs: int | None = None
     keep: bool = False
+    prompt_logprobs: int | None = None
+    prefill_only: bool = False
     inputs: dict[str, torch.Tensor] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)  # its rows of the Context
     strategy: Strategy | None = None
@@ -68,6 +76,7 @@ class Generation:
     limit: int = 0  # the most tokens this reply may have
     results: list[list[int]] = field(default_factory=list)  # a search's n best replies
     finish_reason: str | None = None
+    prompt_scores: list[tuple[float, list[tuple[int, float]] | None]] | None = None
 
     @property
     def ids(self) -> torch.Tensor:
@@ -176,6 +185,7 @@ class Engine:
         seq.state, seq.new, seq.results, seq.finish_reason = None, [], [], None
         if not seq.rows:  # a new sequence (a kept one continues its rows)
             seq.rows = [self.ctx.add(seq.prompt, seq.inputs)]
+            seq.rows[0].score = seq.prompt_logprobs
         seq.limit = seq.opts.max_new_tokens
         if self.stop_at_context:  # the last token is never fed
             seq.limit = min(seq.limit, self.ctx.block - seq.ids.size(0) + 1)
@@ -190,7 +200,13 @@ class Engine:
         i = 0
         for seq in seqs:
             w = len(seq.rows)
-            events += self._advance(seq, logits[i : i + w])
+            row = seq.rows[0]
+            if row.score is not None:  # its prompt was fed: the scores are in
+                seq.prompt_scores, row.score, row.scores = row.scores, None, []
+            if seq.prefill_only:
+                events.append(self.finish(seq, "length"))
+            else:
+                events += self._advance(seq, logits[i : i + w])
             i += w
         return events
 

@@ -18,7 +18,7 @@ import asyncio
 import threading
 from functools import partial
 
-from glassformer.serve.worker import Finish, Request, Token, Worker
+from glassformer.serve.worker import Finish, Prompt, Request, Token, Worker
 
 FINISH_REASONS = {"stop": "stop", "length": "length"}  # worker -> OpenAI
 
@@ -32,17 +32,21 @@ class Choice:
     def __init__(self, index: int):
         self.index = index
         self.parts: list[str] = []
-        self.logprobs: list[tuple[int, float, list[tuple[int, float]] | None]] = []
+        # (id, logprob, top) per token: the echoed prompt's (the first logprob None), the reply's
+        self.logprobs: list[tuple[int, float | None, list[tuple[int, float]] | None]] = []
         self.finish: Finish | None = None
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
 
-    def add(self, event: Token | Finish) -> None:
+    def add(self, event: Prompt | Token | Finish) -> None:
         if isinstance(event, Finish):
             self.finish = event
             self.parts.append(event.text)
+        elif isinstance(event, Prompt):  # before the reply's first token
+            self.parts.append(event.text)
+            self.logprobs += event.items or []
         else:
             self.parts.append(event.text)
             if event.logprob is not None:
@@ -54,7 +58,8 @@ class Choice:
 
 
 def completion_logprobs(tokenizer, items, offset: int = 0) -> dict:
-    """OpenAI's legacy completions shape for (id, logprob, top) items."""
+    """OpenAI's legacy completions shape for (id, logprob, top) items (an echoed prompt's
+    first token has logprob and top None, as OpenAI's)."""
     tokens = [tokenizer.decode([i]) for i, _, _ in items]
     offsets = []
     for t in tokens:
@@ -63,12 +68,18 @@ def completion_logprobs(tokenizer, items, offset: int = 0) -> dict:
     return {
         "tokens": tokens,
         "token_logprobs": [lp for _, lp, _ in items],
-        "top_logprobs": [
-            None if top is None else {tokenizer.decode([j]): lp for j, lp in top}
-            for _, _, top in items
-        ],
+        "top_logprobs": [None if top is None else _top(tokenizer, top) for _, _, top in items],
         "text_offset": offsets,
     }
+
+
+def _top(tokenizer, top: list[tuple[int, float]]) -> dict[str, float]:
+    """{text: logprob} of the most likely tokens, best first; where two ids decode to one text
+    (parts of one character) the key keeps the likelier one's logprob."""
+    out: dict[str, float] = {}
+    for j, lp in top:
+        out.setdefault(tokenizer.decode([j]), lp)
+    return out
 
 
 def chat_logprobs(tokenizer, items) -> dict:
@@ -129,7 +140,7 @@ class Choices:
         self.choices = [Choice(i) for i in range(len(requests))]
         self.open = len(requests)
 
-    def _emit(self, i: int, event: Token | Finish) -> None:  # on the worker thread
+    def _emit(self, i: int, event: Prompt | Token | Finish) -> None:  # on the worker thread
         self.mailbox.post(self.queue, (i, event))
 
     def start(self) -> None:
@@ -142,7 +153,7 @@ class Choices:
             if choice.finish is None:
                 self.worker.cancel(req)
 
-    async def next(self) -> list[tuple[int, Token | Finish]]:
+    async def next(self) -> list[tuple[int, Prompt | Token | Finish]]:
         """Every event waiting (at least one); each is also added to its Choice."""
         events = [await self.queue.get()]
         while not self.queue.empty():

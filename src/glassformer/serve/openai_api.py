@@ -12,7 +12,14 @@ Parameters (OpenAI's meaning):
                       plain transcript for a model without one
     max_tokens        default 16 (completions) or the server's cap (chat; also read from
                       max_completion_tokens); at most --max-tokens-cap; a reply also ends
-                      where the model's context ends (finish_reason "length")
+                      where the model's context ends (finish_reason "length"); completions
+                      take 0: the prompt only, no new token (with echo: to score a text)
+    echo              completions: true sends the prompt back before the completion (the
+                      prompt string as given, or the decoded ids); with logprobs k the
+                      logprobs cover the prompt's tokens too (the first one's logprob and
+                      top_logprobs are null, text_offset counts from the prompt's start),
+                      from the full logits of the prompt's prefill. Streamed, the prompt
+                      is the first chunk. (Chat has no echo.)
     temperature       default 1 (sampling); 0 is greedy decoding
     top_p, seed       nucleus sampling; the random seed (choice i of n uses seed + i)
     stop              a string or up to 4 strings; the reply ends before the first one
@@ -55,7 +62,7 @@ from glassformer.serve.errors import APIError
 from glassformer.serve.params import Params, read_json, sampling_options
 from glassformer.serve.shapes import CHAT, COMPLETION, Completion
 from glassformer.serve.state import ServerState
-from glassformer.serve.worker import Finish
+from glassformer.serve.worker import Finish, Prompt
 from glassformer.serve.worker import Request as WorkerRequest
 
 MAX_CHOICES = 64  # prompts x n in one request
@@ -81,9 +88,12 @@ def router(state: ServerState) -> APIRouter:
         p = Params(await read_json(request, state.max_body))
         state.check_model(p.text("model"))
         _refuse_unsupported(p)
-        prompts = _prompts(p, state)
+        prompts, texts = _prompts(p, state)
         top = p.integer("logprobs", None, 0, MAX_LOGPROBS)
-        return await _generate(request, state, p, prompts, [], top, COMPLETION, max_tokens=16)
+        echo = texts if p.flag("echo") else None
+        return await _generate(
+            request, state, p, prompts, [], top, COMPLETION, max_tokens=16, echo=echo
+        )
 
     @r.post("/v1/chat/completions")
     async def chat_completions(request: Request):
@@ -136,8 +146,9 @@ def _refuse_unsupported(p: Params) -> None:
         )
 
 
-def _prompts(p: Params, state: ServerState) -> list[list[int]]:
-    """The prompt parameter as token ids: one list per prompt."""
+def _prompts(p: Params, state: ServerState) -> tuple[list[list[int]], list[str]]:
+    """The prompt parameter as token ids, one list per prompt, and as text (a string as given,
+    token ids decoded): what echo sends back."""
     value = p.body.get("prompt")
     if isinstance(value, str) or (isinstance(value, list) and value and isinstance(value[0], int)):
         value = [value]
@@ -147,7 +158,7 @@ def _prompts(p: Params, state: ServerState) -> list[list[int]]:
             "prompt must be a string, an array of strings or an array of token ids",
             param="prompt",
         )
-    prompts = []
+    prompts, texts = [], []
     for item in value:
         if isinstance(item, str):
             try:
@@ -176,15 +187,22 @@ def _prompts(p: Params, state: ServerState) -> list[list[int]]:
             )
         state.check_length(len(ids), "prompt")
         prompts.append(ids)
-    return prompts
+        texts.append(item if isinstance(item, str) else state.tokenizer.decode(ids))
+    return prompts, texts
 
 
-async def _generate(request, state, p, prompts, extra_stop, top, shape: Completion, max_tokens):
-    """Submit every choice of every prompt; the JSON response or the event stream."""
+async def _generate(
+    request, state, p, prompts, extra_stop, top, shape: Completion, max_tokens, echo=None
+):
+    """Submit every choice of every prompt; the JSON response or the event stream. `echo`:
+    the prompts' texts, to send back first (completions; it also allows max_tokens 0)."""
     n = p.integer("n", 1, 1, MAX_CHOICES)
     if n * len(prompts) > MAX_CHOICES:
         raise APIError(400, f"prompts x n must be at most {MAX_CHOICES}", param="n")
-    max_tokens = p.integer("max_tokens", max_tokens, None, state.max_tokens_cap)
+    least = 0 if shape is COMPLETION else None  # None: GenerationOptions' range says
+    max_tokens = p.integer("max_tokens", max_tokens, least, state.max_tokens_cap)
+    prefill_only = least == 0 and max_tokens == 0  # the prompt only (completions)
+    max_tokens = 1 if prefill_only else max_tokens  # its options still need a valid length
     stop = p.strings("stop", MAX_STOP)
     stream = p.flag("stream")
     include_usage = stream and bool(Params(p.object("stream_options")).flag("include_usage"))
@@ -197,7 +215,7 @@ async def _generate(request, state, p, prompts, extra_stop, top, shape: Completi
             param="logprobs",
         )
     requests = []
-    for ids in prompts:
+    for k, ids in enumerate(prompts):
         for j in range(n):
             seed = None if opts.seed is None else opts.seed + j
             requests.append(
@@ -207,6 +225,8 @@ async def _generate(request, state, p, prompts, extra_stop, top, shape: Completi
                     emit=lambda event: None,  # set by Choices
                     stop=[*stop, *extra_stop],
                     top_logprobs=top,
+                    echo=None if echo is None else echo[k],
+                    prefill_only=prefill_only,
                 )
             )
     choices = Choices(state.worker, state.mailbox(), requests)
@@ -288,6 +308,8 @@ async def _stream(
                 texts.setdefault(i, []).append(event.text)
                 if isinstance(event, Finish):
                     finished.append(i)
+                elif isinstance(event, Prompt):  # echo: the prompt goes out first
+                    items.setdefault(i, []).extend(event.items or [])
                 elif event.logprob is not None:
                     items.setdefault(i, []).append((event.id, event.logprob, event.top))
             out = []

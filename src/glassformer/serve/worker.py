@@ -19,7 +19,9 @@ pieces and ends it at one of its stop strings. So a request gives the same token
 runs alone or beside fifteen others (up to float rounding of the batched matmuls; greedy
 decoding is checked to be exact by the tests).
 
-Events go back through the request's `emit` callback, called on the worker thread: a `Token`
+Events go back through the request's `emit` callback, called on the worker thread: for a
+request that echoes its prompt, first a `Prompt` (the prompt's text and, when asked, each prompt
+token's log-probability from the prefill's full logits), then a `Token`
 per chosen token (its text piece, which may be "" while a character or a stop string is
 unfinished, and its log-probabilities when asked for), then one `Finish`. After each phase of
 an iteration the worker calls its `listeners`: a server hands the phase's events to its event
@@ -57,6 +59,15 @@ class Token:
 
 
 @dataclass
+class Prompt:
+    """The echoed prompt: its text, and (id, logprob, top) per prompt token when asked (the
+    first token's logprob and top are None: nothing comes before it)."""
+
+    text: str
+    items: list[tuple[int, float | None, list[tuple[int, float]] | None]] | None = None
+
+
+@dataclass
 class Finish:
     reason: str  # "stop" (stop id or stop string), "length", "cancelled" or "error"
     text: str  # the text held back until the end (a partial stop string, unfinished bytes)
@@ -72,13 +83,17 @@ REASONS = {"stop_id": "stop", "stop_string": "stop"}
 @dataclass(eq=False)
 class Request:
     """One sequence to generate. `top_logprobs`: None for no log-probabilities, k >= 0 for the
-    chosen token's and the k most likely ones'."""
+    chosen token's and the k most likely ones'. `echo`: the prompt's text, to send back first
+    as a `Prompt` (with its tokens' log-probabilities when `top_logprobs` is set).
+    `prefill_only`: run the prompt, choose no token (max_tokens 0)."""
 
     ids: list[int]
     opts: GenerationOptions
-    emit: Callable[[Token | Finish], None]
+    emit: Callable[[Prompt | Token | Finish], None]
     stop: Sequence[str] = ()
     top_logprobs: int | None = None
+    echo: str | None = None
+    prefill_only: bool = False
     cancelled: bool = False
 
 
@@ -214,12 +229,29 @@ class Worker:
                 req.opts,
                 make_generator(req.opts.seed, self.device),
                 top_logprobs=req.top_logprobs,
+                prompt_logprobs=None if req.echo is None else req.top_logprobs,
+                prefill_only=req.prefill_only,
             )
             self.running[gen] = (req, TextStream.for_tokenizer(self.tokenizer, req.stop))
             rows += width
             new.append(gen)
         if new:
-            self._guard(lambda: self.engine.prefill(new), new)
+            self._guard(lambda: self._prefill(new), new)
+
+    def _prefill(self, gens: list[Generation]) -> list:
+        """Prefill `gens` together; an echoing request gets its `Prompt` before its tokens."""
+        events = self.engine.prefill(gens)
+        for gen in gens:
+            req, _ = self.running[gen]
+            if req.echo is None:
+                continue
+            items = None
+            if gen.prompt_scores is not None:
+                ids = req.ids[-len(gen.prompt_scores) - 1 :]  # all of it: it fits the context
+                scored = zip(ids[1:], gen.prompt_scores, strict=True)
+                items = [(ids[0], None, None)] + [(i, lp, top) for i, (lp, top) in scored]
+            req.emit(Prompt(req.echo, items))
+        return events
 
     def _pass_on(self, event: Chosen | Ended) -> None:
         """An engine event as the request's text: its Token, or its Finish."""
