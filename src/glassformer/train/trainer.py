@@ -45,6 +45,7 @@ from glassformer.checkpoint.state import (
     check_rng_state,
 )
 from glassformer.core.device import autocast, pick_device, resolve_precision
+from glassformer.core.files import fsync_file
 from glassformer.errors import UserError
 from glassformer.train.config import TrainConfig
 from glassformer.train.distributed import Distributed
@@ -417,10 +418,9 @@ class Trainer:
                 )
                 if stopping or self.step % cfg.eval_interval == 0:
                     self._guard_evaluation()  # before anything is saved
-                    self._evaluate_and_save(record)
-                if metrics:
-                    metrics.write(record)
-                    self._recorded += 1
+                    self._evaluate_and_save(record, metrics)
+                else:
+                    self._write_record(record, metrics)
                 if stopping:
                     break
         finished = self.step >= cfg.max_steps or self._out_of_time()
@@ -429,8 +429,21 @@ class Trainer:
             self.step, loss, self.evaluation, tok_s, interrupted, finished, self.skipped
         )
 
-    def _evaluate_and_save(self, record: dict) -> None:
-        """Evaluate (the numbers also go into `record`), checkpoint, log one line."""
+    def _write_record(self, record: dict, metrics: MetricsLog | None, durable=False) -> None:
+        if metrics:
+            metrics.write(record)
+            if durable:  # on disk before the save's commit (fsync: not lost with the power)
+                fsync_file(metrics.path)
+            self._recorded += 1
+
+    def _evaluate_and_save(self, record: dict, metrics: MetricsLog | None = None) -> None:
+        """Evaluate (the numbers also go into `record`), record, checkpoint, log one line.
+
+        The step's metrics line is written before the checkpoint's commit, so a kill between
+        the two never loses the line of a saved step; a line past the saved step (a kill
+        before the commit) is dropped when the run resumes (MetricsLog keeps the records up
+        to the checkpoint's step), so the manifest's commit decides both.
+        """
         self.model.eval()
         self.evaluation = self.evaluate() if self.evaluate is not None else {}
         self.model.train()
@@ -440,6 +453,7 @@ class Trainer:
             if name.endswith("loss") and isinstance(value, float):
                 self._guard_loss(value, f"the evaluation's {name} {value:.4g}")
         record.update(self.evaluation)
+        self._write_record(record, metrics, durable=True)
         self.save_checkpoint()
         self.dist.barrier()
         if self.dist.is_main:
