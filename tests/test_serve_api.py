@@ -232,6 +232,24 @@ def test_echo_puts_the_prompt_before_the_completion_streamed_or_not(client):
     assert offsets == echo.logprobs.text_offset
 
 
+def test_a_completion_stopped_at_end_of_text_lists_that_token_last(client):
+    kw = dict(model="tiny", prompt="All:", max_tokens=60, temperature=3.0, seed=5, logprobs=1)
+    r = client.completions.create(n=20, **kw)
+    stopped = [c for c in r.choices if c.finish_reason == "stop"]  # no stop strings: end of text
+    assert stopped, "no choice reached the end-of-text token: pick another seed"
+    # every generated token (what usage counts, the end-of-text token included) has its entry
+    assert sum(len(c.logprobs.tokens) for c in r.choices) == r.usage.completion_tokens
+    for c in stopped:
+        assert isinstance(c.logprobs.token_logprobs[-1], float)
+        assert c.logprobs.text_offset[-1] == len(c.text)  # its text is not in the reply
+    c = stopped[0]
+    alone = client.completions.create(**(kw | {"seed": kw["seed"] + c.index})).choices[0]
+    assert alone.logprobs.tokens == c.logprobs.tokens
+    chunks = list(client.completions.create(stream=True, **(kw | {"seed": kw["seed"] + c.index})))
+    streamed = [x for k in chunks if k.choices[0].logprobs for x in k.choices[0].logprobs.tokens]
+    assert streamed == c.logprobs.tokens
+
+
 def test_max_tokens_0_is_for_completions_only(server):
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}
     r = httpx.post(server[0] + "/v1/chat/completions", json=body, timeout=30)

@@ -22,7 +22,9 @@ ids and length limit (`_emit`: the only place that does), producing events:
     Token(seq, id, logprob, top)     a token of the reply (never a stop id)
     Finish(seq, reason)              reason: "stop_id", "length", or from outside the loop
                                      "stop_string" (a caller's text matched), "cancelled",
-                                     "error" (FINISH_REASONS)
+                                     "error" (FINISH_REASONS); at a stop id, with
+                                     log-probabilities asked, its `token` holds the stop
+                                     id's own Token (log p), never part of the reply
 
     >>> engine = Engine(model)                                           # doctest: +SKIP
     >>> seq = Generation(torch.tensor([1, 2, 3]), GenerationOptions(5))
@@ -97,6 +99,7 @@ class Finish:
     seq: Generation
     reason: str  # one of FINISH_REASONS
     error: str | None = None
+    token: Token | None = None  # the stop id and its log p, when log-probabilities are asked
 
 
 Event = Token | Finish
@@ -234,8 +237,17 @@ class Engine:
     def _emit(self, seq: Generation, t: int, logits: torch.Tensor) -> list[Event]:
         """One decided token of the reply: its event, and whether it ends the reply."""
         seq.new.append(t)
+        token = self._token(seq, t, logits)
         if t in seq.opts.stop_ids:  # the end-of-text id: not part of the reply
-            return [self.finish(seq, "stop_id")]
+            finish = self.finish(seq, "stop_id")
+            finish.token = token if token.logprob is not None else None
+            return [finish]
+        if len(seq.new) >= seq.limit:
+            return [token, self.finish(seq, "length")]
+        return [token]
+
+    def _token(self, seq: Generation, t: int, logits: torch.Tensor) -> Token:
+        """The Token of id t, with its log-probabilities when the sequence asks for them."""
         token = Token(seq, t)
         if seq.top_logprobs is not None and logits.size(0) == 1:
             logp = torch.log_softmax(logits[0], dim=-1)  # (V,)
@@ -243,6 +255,4 @@ class Engine:
             if seq.top_logprobs:
                 values, ids = logp.topk(min(seq.top_logprobs, logp.numel()))
                 token.top = list(zip(ids.tolist(), values.tolist(), strict=True))
-        if len(seq.new) >= seq.limit:
-            return [token, self.finish(seq, "length")]
-        return [token]
+        return token

@@ -40,7 +40,9 @@ calling, no JSON mode). Every response and stream chunk carries `system_fingerpr
 and the weights: app.py `fingerprint`). GET /health answers {"status": "ok"} (no key needed).
 
 Unknown parameters are ignored, as OpenAI does. Log-probabilities are those of the model
-(softmax of the raw logits), before temperature and top-p.
+(softmax of the raw logits), before temperature and top-p. A completion that stopped at the
+end-of-text token lists that token last in its logprobs (as vLLM does; its text is not in
+`text`), so every generated token, the one `usage` counts too, has its entry.
 """
 
 import asyncio
@@ -260,10 +262,18 @@ async def _generate(
         raise APIError(500, f"the model failed on this request ({error})")
     out = []
     for c in choices.choices:
-        lp = None if top is None else shape.logprobs(state.tokenizer, c.logprobs)
+        lp = None if top is None else shape.logprobs(state.tokenizer, c.logprobs + _stop(c, shape))
         body = shape.body(c.text)
         out.append({"index": c.index, **body, "logprobs": lp, "finish_reason": c.finish_reason})
     return JSONResponse(head | {"choices": out, "usage": choices.usage(prompt_tokens)})
+
+
+def _stop(choice, shape: Completion) -> list:
+    """The end-of-text token the choice stopped at, as a logprobs item, where the shape lists
+    it (completions: a client that drops the last entry as the chosen token, like
+    lm-eval with max_tokens 1, then drops that one and not a prompt token)."""
+    t = choice.finish.token if choice.finish else None
+    return [(t.id, t.logprob, t.top)] if t is not None and shape.lists_stop_token else []
 
 
 def _closer(choices: Choices):
@@ -324,7 +334,7 @@ async def _stream(
                     error = APIError(500, f"the model failed on this request ({c.finish.error})")
                     yield b"".join(out) + _event(error.body())
                     return
-                out.append(chunk(i, None, None, c.finish_reason))
+                out.append(chunk(i, None, _stop(c, shape), c.finish_reason))
             if out:
                 yield b"".join(out)
         if include_usage:

@@ -13,6 +13,11 @@ The endpoints (openai_api.py) generate the same way for both; only the JSON diff
                                                                   "content": ""}} per choice
     logprobs          tokens, token_logprobs,          content: [{token, logprob, bytes,
                       top_logprobs, text_offset        top_logprobs}]
+                      (and the end-of-text token       (the reply's tokens only)
+                      a reply stopped at, last, as
+                      vLLM lists it: lm-eval drops
+                      the last entry as the chosen
+                      token)
 """
 
 from glassformer.serve.choices import chat_logprobs, completion_logprobs
@@ -24,6 +29,7 @@ class Completion:
     id_prefix = "cmpl-"
     object = "text_completion"
     chunk_object = "text_completion"
+    lists_stop_token = True  # the end-of-text token a reply stopped at ends its logprobs
 
     def logprobs(self, tokenizer, items, offset: int = 0) -> dict:
         return completion_logprobs(tokenizer, items, offset)
@@ -47,6 +53,7 @@ class Chat(Completion):
     id_prefix = "chatcmpl-"
     object = "chat.completion"
     chunk_object = "chat.completion.chunk"
+    lists_stop_token = False
 
     def logprobs(self, tokenizer, items, offset: int = 0) -> dict:
         return chat_logprobs(tokenizer, items)

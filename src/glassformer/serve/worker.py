@@ -74,6 +74,9 @@ class Finish:
     prompt_tokens: int
     completion_tokens: int
     error: str | None = None
+    # the end-of-text token it stopped at, with its log p, when log-probabilities are asked
+    # (its text is not part of the reply: completions list it last in their logprobs)
+    token: Token | None = None
 
 
 # the engine's reasons as the API says them (OpenAI's "stop" covers both kinds of stop)
@@ -271,4 +274,6 @@ class Worker:
         req, text = self.running.pop(gen)
         rest = "" if event.reason in ("cancelled", "error") else text.finish()
         reason = REASONS.get(event.reason, event.reason)
-        req.emit(Finish(reason, rest, len(req.ids), len(gen.new), event.error))
+        stop = event.token  # the stop id, with its log p (it has no text in the reply)
+        token = None if stop is None else Token(stop.id, "", stop.logprob, stop.top)
+        req.emit(Finish(reason, rest, len(req.ids), len(gen.new), event.error, token))
