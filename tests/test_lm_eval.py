@@ -75,4 +75,7 @@ def test_lm_eval_scores_the_same_through_the_server_as_with_its_hf_backend(
     assert [g for _, g in ours] == [g for _, g in theirs]  # is_greedy: the top_logprobs agree
     acc = served["results"][TASK]["acc,none"]
     assert acc == reference["results"][TASK]["acc,none"]
+    print(
+        f"lm-eval: accuracy {acc} both ways; max |delta| of {len(ours)} log-likelihoods {worst:.2e}"
+    )
     assert acc >= 0.5  # the model knows most of these: the scores mean something
