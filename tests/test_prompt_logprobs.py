@@ -98,7 +98,14 @@ def test_prefill_only_chooses_no_token_and_the_others_decode_on():
     a, b = _prompts([6, 9], seed=4)
     only = Generation(a, GenerationOptions(5), prompt_logprobs=0, prefill_only=True)
     other = Generation(b, GenerationOptions(5))
-    events = list(Engine(model).stream([only, other]))
+    shapes = []
+    handle = model.hook_logits.add_hook(lambda x, name: shapes.append(tuple(x.shape)))
+    try:
+        events = list(Engine(model).stream([only, other]))
+    finally:
+        handle.remove()
+    # the prompt that is not scored keeps the last-position fast path: its own batch
+    assert shapes[:2] == [(1, 1, 61), (1, 6, 61)] and shapes[2:] == [(1, 1, 61)] * 4
     assert [e.reason for e in events if isinstance(e, Finish) and e.seq is only] == ["length"]
     assert not [e for e in events if isinstance(e, Token) and e.seq is only]
     assert len(only.prompt_scores) == 5 and only.new == []

@@ -16,7 +16,9 @@ fed yet, three ways:
 
     fresh rows (nothing cached, within the   one batched prefill: left-padded together, in
     context)                                 chunks of PREFILL_CHUNK tokens; then each row
-                                             joins the SlotCache
+                                             joins the SlotCache (rows that `score` their
+                                             prompt: a batch of their own, the logits of
+                                             every position, `_score`)
     rows with one new token                  one decode step for all of them: the newest ids
                                              (n, 1) through the SlotCache
     any other row (a new turn of a chat,     alone: its keys and values are taken out into a
@@ -200,8 +202,14 @@ class Context:
         for r in rows:
             if r not in out and r not in fresh:
                 out[r] = self._alone(r, hidden)
-        if fresh:
-            out.update(self._prefill(fresh, hidden))
+        # rows that score their prompt run as a batch of their own: only theirs computes the
+        # logits of every position, the others keep the last-position fast path
+        for group in (
+            [r for r in fresh if r.score is None],
+            [r for r in fresh if r.score is not None],
+        ):
+            if group:
+                out.update(self._prefill(group, hidden))
         return torch.cat([out[r] for r in rows])  # (len(rows), V)
 
     # ---- the three ways of feeding ---------------------------------------------------------
@@ -329,7 +337,7 @@ class Context:
         """The model on ids (B, T): the last position's logits (B, V) in fp32; with `hidden`,
         `_states` holds the states after the final norm (B, T, C) and each row's `hidden`;
         with `full`, `_full` holds every position's logits (B, T, V) (the LM head runs on
-        all T positions, not only the last: only a batch with a row that scores asks)."""
+        all T positions, not only the last: only a batch of rows that score their prompt)."""
         inputs = {k: torch.stack([r.inputs[k] for r in rows]) for k in rows[0].inputs}
         self._states = self._full = None
         if not hidden and not full:
