@@ -8,6 +8,8 @@ iteration at a time:
     drop cancelled requests                    a disconnected client's rows are free at once
     admit waiting requests while rows are free `engine.prefill(all of them)`: the prompts that
                                                arrived together run as one batched forward
+                                               (those that score their prompt, echo with
+                                               logprobs: a second one, context.py)
     one decode step                            `engine.decode()`: one forward for the rows of
                                                every running request (beam and contrastive
                                                searches included)
