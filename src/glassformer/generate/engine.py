@@ -32,7 +32,7 @@ ids and length limit (`_emit`: the only place that does), producing events:
     [7, 7, 2, 9, 4]
 """
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,7 +162,7 @@ class Engine:
             seq.results = [list(seq.new)]
         return Finish(seq, reason, error)
 
-    def stream(self, seqs: list[Generation]) -> Iterator[Event]:
+    def stream(self, seqs: list[Generation]) -> Generator[Event, None, None]:
         """Prefill `seqs`, then decode until all of them finish; every event as it comes. A
         sequence still running when the caller stops reading is cancelled."""
         model = self.model
