@@ -128,18 +128,10 @@ class Context:
             out[b, width - r.ids.size(0) :] = r.ids
         return out
 
-    @property
-    def batch(self) -> int:
-        return len(self.rows)
-
     def append(self, new: torch.Tensor) -> None:
         """Add chosen tokens (B, T) to the histories; they are fed at the next `logits()`."""
         for row, ids in zip(self.rows, new, strict=True):
             row.append(ids)
-
-    def reorder(self, rows: torch.Tensor) -> None:
-        """Keep rows `rows` of the batch, in that order."""
-        self.rows = self.regroup(self.rows, rows.tolist())
 
     # ---- rows that come and go -------------------------------------------------------------
 

@@ -91,7 +91,7 @@ class SlotCache(KVCache):
     def allocate(self) -> int:
         """A new running row holding nothing (all padding); its index."""
         if self.running == self.rows:
-            self._grow_rows(2 * self.rows)
+            self._resize(2 * self.rows, self.capacity)
         self.starts.append(self.size)
         self.offsets.append(0)
         self._select()
@@ -166,9 +166,6 @@ class SlotCache(KVCache):
             return
         self.capacity = min(self.limit, max(need + self.room, 2 * self.capacity))
         self._resize(self.rows, self.capacity)
-
-    def _grow_rows(self, rows: int) -> None:
-        self._resize(rows, self.capacity)
 
     def _resize(self, rows: int, capacity: int) -> None:
         shape = (self.store_k.size(0), rows, self.store_k.size(2), capacity, self.store_k.size(4))
