@@ -27,9 +27,9 @@ ids and length limit (`_emit`: the only place that does), producing events:
                                      id's own Token (log p), never part of the reply
 
     >>> engine = Engine(model)                                           # doctest: +SKIP
-    >>> seq = Generation(torch.tensor([1, 2, 3]), GenerationOptions(5))
-    >>> [e.id for e in engine.stream([seq]) if isinstance(e, Token)]
-    [7, 7, 2, 9, 4]
+    >>> gen = Generation(torch.tensor([1, 2, 3]), GenerationOptions(5))
+    >>> ids = [e.id for e in engine.stream([gen]) if isinstance(e, Token)]  # at most 5 ids
+    >>> gen.finish_reason                      # "length", or "stop_id" at the end-of-text id
 """
 
 from collections.abc import Generator
