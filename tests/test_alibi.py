@@ -231,27 +231,6 @@ def test_sliding_window_at_the_context_boundary(prompt_len):
     torch.testing.assert_close(la, lb, atol=ATOL, rtol=0)
 
 
-def test_rolling_cache_is_sliding_window_attention():
-    """Past the context the rolled cache's keys sit at positions seen - size.. (not 0..): the
-    logits equal a banded mask of width block_size over the whole history, positions 0..19."""
-    model = _model(block=8)
-    ids = torch.randint(0, 61, (1, 20), generator=torch.Generator().manual_seed(8))
-    ctx = Context(model, ids[:, :8])
-    cached = [ctx.logits()]
-    for t in range(8, 20):
-        ctx.append(ids[:, t : t + 1])
-        cached.append(ctx.logits())
-    N = 20
-    i = torch.arange(N)
-    band = (i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - 8)
-    x = model.tok_emb(ids)
-    with torch.no_grad():
-        for block in model.blocks:
-            x = block(x, i, mask=band)
-        ref = model.logits(model.ln_f(x))[0, 7:]  # logits after tokens 8..20
-    torch.testing.assert_close(torch.cat(cached), ref, atol=ATOL, rtol=0)
-
-
 def test_left_padded_batch_rolling_past_the_context():
     """Padding and a rolled window together: the cache's per-row key positions."""
     model = _model(block=8)

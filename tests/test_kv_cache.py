@@ -115,10 +115,11 @@ def test_sliding_window_at_the_context_boundary(pos_emb, prompt_len):
     torch.testing.assert_close(la, lb, atol=1e-5, rtol=0)
 
 
-def test_rolling_cache_is_sliding_window_attention():
-    """Past the context, rotary + rolling cache == a banded mask of width block_size over the
-    whole history, computed here directly with the explicit attention formula."""
-    model = _model("rotary", block=8)
+@pytest.mark.parametrize("pos_emb", ["rotary", "alibi"])
+def test_rolling_cache_is_sliding_window_attention(pos_emb):
+    """Past the context, rotary (or ALiBi) + rolling cache == a banded mask of width block_size
+    over the whole history, computed here directly with the explicit attention formula."""
+    model = _model(pos_emb, block=8)
     ids = torch.randint(0, 61, (1, 20), generator=torch.Generator().manual_seed(7))
     ctx = Context(model, ids[:, :8])
     cached = [ctx.logits()]
